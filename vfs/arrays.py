@@ -1,0 +1,234 @@
+"""Array sources: what every backend hands to the renderings.
+
+An :class:`ArraySource` has a shape, a dtype and a chunk shape, and serves any flat
+element range ``[a, b)`` (C order) by reading only the chunks that range touches.
+Renderings (.npy, .txt, .edf) see nothing else, so an HDF5 dataset, a SPEC column and an
+EDF frame render the same way.
+
+Three kinds:
+
+* :class:`ChunkedSource` decodes whole chunks (HDF5 with filters, VDS, a gzip EDF) and
+  keeps them in the shared :class:`~vfs.cache.ChunkCache`.
+* :class:`RawSource` serves uncompressed data straight from the file with ``pread`` at
+  offsets known from metadata (contiguous or unfiltered chunked HDF5, EDF frames). It
+  reads only the bytes asked for; the kernel's page cache is its cache.
+* :class:`MemorySource` wraps an array already in memory (SPEC columns, attributes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import numpy as np
+
+from vfs.cache import ChunkCache
+from vfs.errors import Unreadable, VfsError
+from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
+
+
+class ArraySource:
+    """Shape, dtype, chunk shape, attributes and ranged element reads."""
+
+    def __init__(
+        self,
+        shape: Index,
+        dtype: np.dtype[Any],
+        chunks: Index,
+        label: str,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.chunks = tuple(max(int(c), 1) for c in chunks)
+        self.label = label
+        self.attrs: Mapping[str, Any] = attrs or {}
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
+        """Write the box ``start``/``extent`` of the array into ``out``."""
+        raise NotImplementedError
+
+    def read_flat(self, a: int, b: int) -> np.ndarray:
+        """Elements ``[a, b)`` of the array in C order, as a 1-D array."""
+        a, b = max(a, 0), min(b, self.size)
+        if a >= b:
+            return np.empty(0, self.dtype)
+        parts = []
+        for start, extent in flat_boxes(self.shape, a, b):
+            box = np.empty(extent, self.dtype)
+            self.fill_box(start, extent, box)
+            parts.append(box.reshape(-1))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def read_bytes(self, p: int, q: int) -> bytes:
+        """Bytes ``[p, q)`` of the array's raw C-order data (as ``tobytes`` would give)."""
+        isz = self.dtype.itemsize
+        q = min(q, self.nbytes)
+        if p >= q or isz == 0:
+            return b""
+        e0, e1 = p // isz, -(-q // isz)
+        data = self.read_flat(e0, e1).tobytes()
+        return data[p - e0 * isz : q - e0 * isz]
+
+    def read_all(self) -> np.ndarray:
+        """The whole array (for small data and tests)."""
+        return self.read_flat(0, self.size).reshape(self.shape)
+
+
+class MemorySource(ArraySource):
+    """An array that is already in memory."""
+
+    def __init__(self, array: np.ndarray, label: str, attrs: Mapping[str, Any] | None = None) -> None:
+        array = np.ascontiguousarray(array)
+        super().__init__(array.shape, array.dtype, array.shape, label, attrs)
+        self.array = array
+
+    def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
+        out[...] = self.array[tuple(slice(s, s + e) for s, e in zip(start, extent))]
+
+    def read_flat(self, a: int, b: int) -> np.ndarray:
+        return self.array.reshape(-1)[max(a, 0) : b]
+
+
+class ChunkedSource(ArraySource):
+    """Data decoded a chunk at a time through the shared chunk cache.
+
+    Subclasses implement :meth:`load_chunk`; ``key`` identifies the object across the
+    process (source identity + object name) so cache entries never mix files.
+    """
+
+    def __init__(
+        self,
+        shape: Index,
+        dtype: np.dtype[Any],
+        chunks: Index,
+        label: str,
+        key: Hashable,
+        cache: ChunkCache,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(shape, dtype, chunks, label, attrs)
+        self.key = key
+        self.cache = cache
+
+    def load_chunk(self, index: Index) -> np.ndarray:
+        """Decode chunk ``index`` (clipped at the array's edge)."""
+        raise NotImplementedError
+
+    def chunk(self, index: Index) -> np.ndarray:
+        return self.cache.get((self.key, index), lambda: self._checked_load(index), self.label)  # type: ignore[no-any-return]
+
+    def _checked_load(self, index: Index) -> np.ndarray:
+        try:
+            return self.load_chunk(index)
+        except VfsError:
+            raise
+        except Exception as exc:  # a decoder or h5py failure: the read gets EIO
+            raise Unreadable(f"{self.label}: chunk {index}: {type(exc).__name__}: {exc}") from exc
+
+    def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
+        for index in chunks_of_box(start, extent, self.chunks):
+            data = self.chunk(index)
+            in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
+            out[in_box] = data[in_chunk]
+
+
+class WholeSource(ChunkedSource):
+    """An array decoded in one piece by ``loader`` (a compressed EDF, a small dataset)."""
+
+    def __init__(
+        self,
+        shape: Index,
+        dtype: np.dtype[Any],
+        label: str,
+        key: Hashable,
+        cache: ChunkCache,
+        loader: Callable[[], np.ndarray],
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(shape, dtype, shape, label, key, cache, attrs)
+        self._loader = loader
+
+    def load_chunk(self, index: Index) -> np.ndarray:
+        data = np.asarray(self._loader(), dtype=self.dtype)
+        if data.shape != self.shape:
+            raise Unreadable(f"{self.label}: expected shape {self.shape}, decoded {data.shape}")
+        return data
+
+
+class RawSource(ArraySource):
+    """Uncompressed data read with ``pread`` at offsets from metadata.
+
+    ``chunk_offset(index)`` gives the file offset of a stored chunk (each stored chunk is
+    a full ``chunks``-shaped C-ordered block) or ``None`` where nothing was written (then
+    ``fill`` is served). Contiguous data is the one-chunk case ``chunks == shape``.
+    ``dtype`` must be the file's byte layout (byte order included).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        shape: Index,
+        dtype: np.dtype[Any],
+        chunks: Index,
+        label: str,
+        chunk_offset: Callable[[Index], int | None],
+        fill: Any = 0,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(shape, dtype, chunks, label, attrs)
+        self.path = path
+        self.chunk_offset = chunk_offset
+        self.fill = fill
+        self._chunk_strides = strides_of(self.chunks)
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise Unreadable(f"{self.label}: cannot open {self.path}: {exc.strerror}") from exc
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise Unreadable(
+                f"{self.label}: file ends at {offset + len(data)}, data need {offset + length} (truncated?)"
+            )
+        return data
+
+    def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
+        isz = self.dtype.itemsize
+        for index in chunks_of_box(start, extent, self.chunks):
+            in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
+            base = self.chunk_offset(index)
+            if base is None:
+                out[in_box] = self.fill
+                continue
+            first = sum(s.start * st for s, st in zip(in_chunk, self._chunk_strides))
+            last = sum((s.stop - 1) * st for s, st in zip(in_chunk, self._chunk_strides))
+            raw = self._pread(base + first * isz, (last - first + 1) * isz)
+            flat = np.frombuffer(raw, self.dtype)
+            sub_shape = tuple(s.stop - s.start for s in in_chunk)
+            view = np.lib.stride_tricks.as_strided(
+                flat, sub_shape, tuple(st * isz for st in self._chunk_strides), writeable=False
+            )
+            out[in_box] = view
+
+    def read_bytes(self, p: int, q: int) -> bytes:
+        if len(self.chunks) == len(self.shape) and self.chunks == self.shape:
+            base = self.chunk_offset(tuple(0 for _ in self.shape))
+            q = min(q, self.nbytes)
+            if base is not None and p < q:
+                return self._pread(base + p, q - p)
+        return super().read_bytes(p, q)

@@ -1,0 +1,73 @@
+"""One byte-budgeted, thread-safe LRU of decoded chunks, shared by every backend.
+
+Keys are ``(source identity, object name, chunk index)`` where the source identity is
+``(device, inode, size, mtime_ns)`` of the file: a file that changes gets new keys, so
+stale chunks are never served; old ones simply age out. Counters (hits, misses, chunk
+loads per object) are what tests and benchmarks use to prove a read touched only the
+chunks it needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+from cachetools import LRUCache
+
+DEFAULT_BUDGET = 1 << 30
+
+
+def _nbytes(value: Any) -> int:
+    return int(getattr(value, "nbytes", None) or len(value))
+
+
+class ChunkCache:
+    """Decoded chunks (numpy arrays or bytes) under a total byte budget."""
+
+    def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
+        self.budget = budget
+        self._lru: LRUCache[Hashable, Any] = LRUCache(maxsize=max(budget, 1), getsizeof=_nbytes)
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.loads: Counter[str] = Counter()
+
+    def get(self, key: Hashable, load: Callable[[], np.ndarray | bytes], label: str = "") -> Any:
+        """Return the cached value for ``key``, calling ``load`` (outside the lock) on a miss."""
+        with self._lock:
+            try:
+                value = self._lru[key]
+            except KeyError:
+                self.misses += 1
+            else:
+                self.hits += 1
+                return value
+        value = load()
+        with self._lock:
+            self.loads[label] += 1
+            if _nbytes(value) <= self.budget:
+                self._lru[key] = value
+        return value
+
+    @property
+    def currsize(self) -> int:
+        return int(self._lru.currsize)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters as plain data (served to users as ``.vfs-stats``)."""
+        with self._lock:
+            return {
+                "budget": self.budget,
+                "bytes": self.currsize,
+                "entries": len(self._lru),
+                "hits": self.hits,
+                "misses": self.misses,
+                "chunk_loads": dict(self.loads),
+            }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lru.clear()

@@ -1,0 +1,156 @@
+"""Command line: ``vfs mount SOURCE MOUNTPOINT`` and ``vfs sample FOLDER``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+
+from vfs import __version__
+from vfs.cache import DEFAULT_BUDGET, ChunkCache
+
+HELP = """\
+Mount a folder of SPEC, EDF and HDF5/NeXus files read-only: each data file appears as a
+folder, datasets as .npy/.txt/.edf files computed on demand.
+
+Unmount with:  fusermount3 -u MOUNTPOINT   (or fusermount -u MOUNTPOINT)
+"""
+
+
+def parse_size(text: str) -> int:
+    """``1G``, ``512M``, ``300k``, ``1000000`` -> bytes (powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 512M or 2G)")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def parse_options(values: list[str]) -> dict[str, object]:
+    """``-o allow_other,max_read=131072`` -> {"allow_other": True, "max_read": "131072"}."""
+    out: dict[str, object] = {}
+    for value in values:
+        for item in filter(None, value.split(",")):
+            key, eq, val = item.partition("=")
+            out[key] = val if eq else True
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vfs", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vfs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("mount", help="mount SOURCE at MOUNTPOINT", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("source", help="a folder (or a single data file) to show")
+    m.add_argument("mountpoint", help="an existing empty folder")
+    m.add_argument("-f", "--foreground", action="store_true",
+                   help="stay in the foreground (Ctrl-C or SIGTERM unmounts); default: run in the background like sshfs")
+    m.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
+                   help="FUSE mount options passed through, e.g. -o allow_other (needs user_allow_other in /etc/fuse.conf)")
+    m.add_argument("--cache-size", type=parse_size, default=DEFAULT_BUDGET, metavar="SIZE",
+                   help="byte budget of the decoded-chunk cache, e.g. 512M or 2G (default 1G)")
+    m.add_argument("--formats", default="", metavar="NAMES",
+                   help="optional backends to switch on, comma separated: 'fabio' shows every image format "
+                        "fabio reads (CBF, TIFF, MarCCD, ...) as folders; otherwise those stay plain files")
+    m.add_argument("--log-file", metavar="PATH", help="write the log there (default: standard error)")
+    m.add_argument("--debug", action="store_true", help="log every problem with its traceback, and FUSE requests")
+
+    s = sub.add_parser("sample", help="write sample SPEC, EDF and HDF5/NeXus files into FOLDER")
+    s.add_argument("folder")
+    s.add_argument("--cube-mb", type=int, default=256, help="size of the sample cube in MB (default 256)")
+    return parser
+
+
+def setup_logging(log_file: str | None, debug: bool) -> None:
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s vfs %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def check_mountpoint(path: str) -> str | None:
+    """A message when the mountpoint cannot be used, else None."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            return (f"{path} is a stale mount left by a vfs process that was killed.\n"
+                    f"Clear it with:  fusermount3 -u {path}   (or: umount -l {path})")
+        return f"{path}: {exc.strerror}"
+    if not os.path.isdir(path):
+        return f"{path} is not a folder"
+    if os.path.ismount(path):
+        return f"{path} is already a mount point (unmount it with: fusermount3 -u {path})"
+    del st
+    return None
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    source = os.path.abspath(args.source)
+    mountpoint = os.path.abspath(args.mountpoint)
+    if not os.path.exists(source):
+        print(f"vfs: {source}: no such file or folder", file=sys.stderr)
+        return 2
+    problem = check_mountpoint(mountpoint)
+    if problem:
+        print(f"vfs: {problem}", file=sys.stderr)
+        return 2
+    if not args.foreground:
+        return daemonize(args, mountpoint)
+    setup_logging(args.log_file, args.debug)
+    from vfs.context import Context
+    from vfs.mount import run
+    from vfs.tree import build_root
+
+    root_dir = source if os.path.isdir(source) else os.path.dirname(source)
+    ctx = Context(root=os.path.realpath(root_dir), cache=ChunkCache(args.cache_size),
+                  formats=frozenset(filter(None, args.formats.split(","))))
+    root = build_root(source, ctx)
+    logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)
+    run(root, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options))
+    return 0
+
+
+def daemonize(args: argparse.Namespace, mountpoint: str, timeout: float = 30.0) -> int:
+    """Start a foreground mount in a new session and return once it is mounted."""
+    argv = [sys.executable, "-m", "vfs", *sys.argv[1:], "--foreground"]
+    log_target = open(args.log_file, "ab") if args.log_file else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_target, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.ismount(mountpoint):
+            if proc.stderr:
+                proc.stderr.close()
+            return 0
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            print(f"vfs: mount failed (exit {proc.returncode})\n{err}", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    print(f"vfs: {mountpoint} did not appear within {timeout:.0f} s", file=sys.stderr)
+    proc.terminate()
+    return 1
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from vfs.samples import write_samples
+
+    for path in write_samples(args.folder, cube_mb=args.cube_mb):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "mount":
+        return cmd_mount(args)
+    return cmd_sample(args)

@@ -1,0 +1,1 @@
+"""Format backends: each turns one source file into a folder of nodes."""

@@ -1,0 +1,90 @@
+"""Recognise data files by their first bytes. Imports nothing heavy.
+
+Each sniffer gets the file's path and its first ``HEAD_SIZE`` bytes and answers yes or
+no without parsing the file; a backend may then confirm with a real open (HDF5).
+"""
+
+from __future__ import annotations
+
+import bz2
+import os
+import re
+import zlib
+
+HEAD_SIZE = 4096
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def read_head(path: str, size: int = HEAD_SIZE) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
+def hdf5_userblock(path: str, head: bytes) -> int | None:
+    """Offset of the HDF5 superblock (0, 512, 1024, 2048, ...), or None."""
+    if head.startswith(HDF5_SIGNATURE):
+        return 0
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    offset = 512
+    with open(path, "rb") as fh:
+        while offset + 8 <= size:
+            if offset + 8 <= len(head):
+                chunk = head[offset : offset + 8]
+            else:
+                fh.seek(offset)
+                chunk = fh.read(8)
+            if chunk == HDF5_SIGNATURE:
+                return offset
+            offset *= 2
+    return None
+
+
+def is_hdf5(path: str, head: bytes) -> bool:
+    return hdf5_userblock(path, head) is not None
+
+
+_SPEC_LINE = re.compile(rb"^#[A-Za-z@]")
+_SPEC_FIRST = re.compile(rb"^#(F|E|D|S|C|O|o|j|J|N|L|U|P|G|Q|T|M)\b")
+
+
+def is_spec(path: str, head: bytes) -> bool:
+    """SPEC: the first non-blank lines are SPEC control lines (``#F``, ``#E``, ``#S``...)
+    and at least one of them is ``#F``, ``#E``, ``#D`` or ``#S``."""
+    lines = [ln.strip() for ln in head.replace(b"\r", b"\n").split(b"\n")]
+    lines = [ln for ln in lines if ln][:8]
+    if not lines or not _SPEC_FIRST.match(lines[0]):
+        return False
+    controls = [ln for ln in lines if _SPEC_LINE.match(ln)]
+    keys = {ln[1:2] for ln in controls}
+    return len(controls) >= min(2, len(lines)) and bool(keys & {b"F", b"E", b"D", b"S"})
+
+
+def _edf_text(head: bytes) -> bool:
+    text = head.lstrip()
+    if not text.startswith(b"{"):
+        return False
+    block = text[:1024]
+    return bool(re.search(rb"\n\s*[^=\n;{}]+=[^\n]*;", block))
+
+
+def decompressed_head(path: str, head: bytes) -> bytes | None:
+    """First bytes of a gzip or bzip2 file, or None if it is neither."""
+    try:
+        if head[:2] == b"\x1f\x8b":
+            return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(head, HEAD_SIZE)
+        if head[:3] == b"BZh":
+            return bz2.BZ2Decompressor().decompress(head)[:HEAD_SIZE]
+    except (zlib.error, OSError, EOFError, ValueError):
+        return None
+    return None
+
+
+def is_edf(path: str, head: bytes) -> bool:
+    """EDF: a ``{`` header block with ``key = value ;`` lines, possibly gzip/bz2'ed."""
+    if _edf_text(head):
+        return True
+    inner = decompressed_head(path, head)
+    return inner is not None and _edf_text(inner)

@@ -1,0 +1,225 @@
+"""The FUSE adapter: the only module that imports the binding (mfusepy on libfuse 3).
+
+It turns paths into nodes, nodes into ``stat`` results and bytes, and every exception
+into an errno through one table. No Python exception reaches the binding: anything
+unexpected becomes EIO with its traceback logged at debug level, and the mount stays up.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+
+import mfusepy as fuse  # noqa: E402  (the library name must be set before import)
+
+from vfs.errors import NoAttribute, ReadOnly, VfsError  # noqa: E402
+from vfs.logutil import log, log_once  # noqa: E402
+from vfs.nodes import Directory, File, Node, Symlink, walk  # noqa: E402
+from vfs.tree import MountRoot  # noqa: E402
+
+BLOCK_SIZE = 1 << 20
+READ_AHEAD_KB = 1024
+
+MODES = {"dir": stat.S_IFDIR | 0o555, "file": stat.S_IFREG | 0o444, "link": stat.S_IFLNK | 0o777}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errno_of(exc: BaseException) -> int:
+    """The errno table: core errors carry theirs; OSErrors keep theirs; the rest is EIO."""
+    if isinstance(exc, VfsError):
+        return exc.errno or errno.EIO
+    if isinstance(exc, fuse.FuseOSError):
+        return exc.errno or errno.EIO
+    if isinstance(exc, (FileNotFoundError,)):
+        return errno.ENOENT
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    if isinstance(exc, MemoryError):
+        return errno.ENOMEM
+    return errno.EIO
+
+
+def guarded(method: F) -> F:
+    """Run a FUSE operation; map every exception to ``FuseOSError(errno)``."""
+
+    @functools.wraps(method)
+    def wrapper(self: VfsOperations, path: str, *args: Any) -> Any:
+        try:
+            return method(self, path, *args)
+        except fuse.FuseOSError:
+            raise
+        except Exception as exc:
+            code = errno_of(exc)
+            if code == errno.EIO:
+                log_once(f"eio:{path}:{exc}", f"{method.__name__} {path}: {exc}")
+                log.debug("traceback of %s %s", method.__name__, path, exc_info=True)
+            raise fuse.FuseOSError(code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _read_only(self: VfsOperations, path: str, *args: Any) -> Any:
+    raise fuse.FuseOSError(errno.EROFS)
+
+
+class VfsOperations(fuse.Operations):
+    """fusepy-style operations over a :class:`MountRoot`."""
+
+    use_ns = True
+
+    def __init__(self, root: MountRoot, mountpoint: str = "") -> None:
+        self.root = root
+        self.mountpoint = mountpoint
+        self.uid = os.getuid()
+        self.gid = os.getgid()
+        self.started_ns = time.time_ns()
+
+    def node(self, path: str) -> Node:
+        if path in ("/", ""):
+            return self.root
+        return walk(self.root, path.strip("/").split("/"))
+
+    # -- lifecycle ---------------------------------------------------------------
+    def init(self, path: str) -> None:
+        if self.mountpoint:
+            threading.Thread(target=raise_read_ahead, args=(self.mountpoint,), daemon=True).start()
+
+    # -- metadata ------------------------------------------------------------------
+    @guarded
+    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
+        node = self.node(path)
+        st: dict[str, Any] = {
+            "st_ino": node.ino,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_mtime": node.mtime_ns,
+            "st_ctime": node.mtime_ns,
+            "st_atime": node.mtime_ns,
+            "st_blksize": BLOCK_SIZE,
+        }
+        if isinstance(node, Directory):
+            st.update(st_mode=stat.S_IFDIR | 0o555, st_nlink=2, st_size=0)
+        elif isinstance(node, Symlink):
+            target = os.fsencode(node.target)
+            st.update(st_mode=stat.S_IFLNK | 0o777, st_nlink=1, st_size=len(target))
+        elif isinstance(node, File):
+            size = node.size
+            st.update(st_mode=stat.S_IFREG | 0o444, st_nlink=1, st_size=size, st_blocks=-(-size // 512))
+        return st
+
+    @guarded
+    def readdir(self, path: str, fh: Any) -> list[tuple[str, dict[str, int], int]]:
+        node = self.node(path)
+        if not isinstance(node, Directory):
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        out = [(".", {"st_mode": stat.S_IFDIR, "st_ino": node.ino}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
+        for name, child in node.children().items():
+            out.append((name, {"st_mode": MODES[child.kind], "st_ino": child.ino}, 0))
+        return out
+
+    @guarded
+    def readlink(self, path: str) -> str:
+        node = self.node(path)
+        if not isinstance(node, Symlink):
+            raise fuse.FuseOSError(errno.EINVAL)
+        return node.target
+
+    @guarded
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        try:
+            return self.node(path).xattrs()[name]
+        except KeyError:
+            raise NoAttribute(name) from None
+
+    @guarded
+    def listxattr(self, path: str) -> list[str]:
+        return list(self.node(path).xattrs())
+
+    @guarded
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": BLOCK_SIZE, "f_frsize": BLOCK_SIZE, "f_namemax": 255}
+
+    @guarded
+    def access(self, path: str, amode: int) -> int:
+        self.node(path)
+        if amode & os.W_OK:
+            raise ReadOnly(path)
+        return 0
+
+    # -- data ------------------------------------------------------------------------
+    @guarded
+    def open(self, path: str, fi: Any) -> int:
+        if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT):
+            raise ReadOnly(path)
+        node = self.node(path)
+        if isinstance(node, Directory):
+            raise fuse.FuseOSError(errno.EISDIR)
+        if not isinstance(node, File):
+            raise fuse.FuseOSError(errno.EINVAL)
+        node.open()
+        fi.fh = 0
+        if getattr(node, "direct_io", False):
+            fi.direct_io = 1
+        return 0
+
+    @guarded
+    def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
+        node = self.node(path)
+        if not isinstance(node, File):
+            raise fuse.FuseOSError(errno.EISDIR)
+        return node.read(offset, size)
+
+    def release(self, path: str, fh: Any) -> int:
+        return 0
+
+    # -- everything that would write --------------------------------------------------
+    write = create = mkdir = unlink = rmdir = rename = symlink = link = _read_only
+    chmod = chown = truncate = utimens = setxattr = removexattr = mknod = _read_only
+
+
+def raise_read_ahead(mountpoint: str, timeout: float = 10.0) -> None:
+    """Raise the mount's read-ahead so the kernel sends 1 MiB reads (root only)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.ismount(mountpoint):
+            break
+        time.sleep(0.05)
+    try:
+        dev = os.stat(mountpoint).st_dev
+        bdi = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+        with open(bdi, "w") as fh:
+            fh.write(str(READ_AHEAD_KB))
+        log.debug("read_ahead_kb=%d for %s", READ_AHEAD_KB, mountpoint)
+    except OSError as exc:
+        log.debug("cannot raise read-ahead of %s: %s", mountpoint, exc)
+
+
+def run(root: MountRoot, mountpoint: str, foreground: bool = True, debug: bool = False,
+        options: dict[str, Any] | None = None) -> None:
+    """Mount ``root`` at ``mountpoint`` and serve until unmounted (blocks)."""
+    opts: dict[str, Any] = {
+        "fsname": "vfs",
+        "subtype": "vfs",
+        "ro": True,
+        "use_ino": True,
+        "auto_cache": True,
+        "default_permissions": True,
+    }
+    opts.update(options or {})
+    logging.getLogger("mfusepy").setLevel(logging.DEBUG if debug else logging.ERROR)
+    fuse.FUSE(VfsOperations(root, mountpoint), mountpoint, raw_fi=True, foreground=foreground,
+              debug=debug, **opts)
+
+
+def library_version() -> str:
+    return f"{fuse.fuse_version_major}.{fuse.fuse_version_minor}"

@@ -1,0 +1,90 @@
+"""Virtual files made from renderings, and the one place that decides which renderings
+an array gets: ``name.npy``, ``name.txt`` and, for images, ``name.edf``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vfs.arrays import ArraySource
+from vfs.errors import Unreadable
+from vfs.logutil import log_once
+from vfs.nodes import Entries, File, XattrLoader, make_ino
+from vfs.render import Rendering
+from vfs.render.edf import EdfRendering, edf_supported
+from vfs.render.npy import NpyRendering, npy_supported
+from vfs.render.txt import TxtRendering, txt_supported
+
+RENDERINGS: dict[str, Callable[[ArraySource], Rendering]] = {
+    "npy": NpyRendering,
+    "txt": TxtRendering,
+    "edf": EdfRendering,
+}
+
+
+class RenderedFile(File):
+    """A virtual file whose bytes a rendering computes on demand."""
+
+    def __init__(self, ino: int, mtime_ns: int, rendering: Rendering, xattrs: XattrLoader | None = None) -> None:
+        super().__init__(ino, mtime_ns, xattrs)
+        self.rendering = rendering
+
+    @property
+    def size(self) -> int:
+        return self.rendering.size
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self.rendering.read(offset, size)
+
+
+class BrokenFile(File):
+    """A listed entry whose data cannot be served: size 0, and open gives EIO.
+
+    The reason is logged once, the first time someone opens it.
+    """
+
+    def __init__(self, ino: int, mtime_ns: int, reason: str, xattrs: XattrLoader | None = None) -> None:
+        super().__init__(ino, mtime_ns, xattrs)
+        self.reason = reason
+
+    @property
+    def size(self) -> int:
+        return 0
+
+    def open(self) -> None:
+        log_once(self.reason, self.reason)
+        raise Unreadable(self.reason)
+
+    def read(self, offset: int, size: int) -> bytes:
+        self.open()
+        return b""
+
+
+def renderings_for(source: ArraySource) -> list[str]:
+    """The suffixes this array gets, in listing order."""
+    out = []
+    if npy_supported(source.dtype):
+        out.append("npy")
+    if txt_supported(source.dtype):
+        out.append("txt")
+    if edf_supported(source):
+        out.append("edf")
+    return out
+
+
+def add_array_files(
+    entries: Entries,
+    stem: str,
+    source: ArraySource,
+    identity: tuple[object, ...],
+    mtime_ns: int,
+    xattrs: XattrLoader | None = None,
+    suffixes: list[str] | None = None,
+) -> list[str]:
+    """Add ``stem.npy``/``stem.txt``/``stem.edf`` for ``source``; return the names used."""
+    names = []
+    for suffix in suffixes if suffixes is not None else renderings_for(source):
+        rendering = RENDERINGS[suffix](source)
+        node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs)
+        names.append(entries.add(f"{stem}.{suffix}", node))
+    return names
