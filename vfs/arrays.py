@@ -26,6 +26,7 @@ import numpy as np
 
 from vfs.cache import ChunkCache
 from vfs.errors import Unreadable, VfsError
+from vfs.logutil import log_once
 from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
 
 
@@ -63,12 +64,13 @@ class ArraySource:
         a, b = max(a, 0), min(b, self.size)
         if a >= b:
             return np.empty(0, self.dtype)
-        parts = []
+        out = np.zeros(b - a, self.dtype) if self.dtype.names else np.empty(b - a, self.dtype)
+        pos = 0
         for start, extent in flat_boxes(self.shape, a, b):
-            box = np.empty(extent, self.dtype)
-            self.fill_box(start, extent, box)
-            parts.append(box.reshape(-1))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            n = math.prod(extent)
+            self.fill_box(start, extent, out[pos : pos + n].reshape(extent))
+            pos += n
+        return out
 
     def read_bytes(self, p: int, q: int) -> bytes:
         """Bytes ``[p, q)`` of the array's raw C-order data (as ``tobytes`` would give)."""
@@ -89,7 +91,7 @@ class MemorySource(ArraySource):
     """An array that is already in memory."""
 
     def __init__(self, array: np.ndarray, label: str, attrs: Mapping[str, Any] | None = None) -> None:
-        array = np.ascontiguousarray(array)
+        array = array if array.flags.c_contiguous else array.copy(order="C")
         super().__init__(array.shape, array.dtype, array.shape, label, attrs)
         self.array = array
 
@@ -130,17 +132,19 @@ class ChunkedSource(ArraySource):
 
     def _checked_load(self, index: Index) -> np.ndarray:
         try:
-            return self.load_chunk(index)
+            return np.asarray(self.load_chunk(index))
         except VfsError:
             raise
         except Exception as exc:  # a decoder or h5py failure: the read gets EIO
-            raise Unreadable(f"{self.label}: chunk {index}: {type(exc).__name__}: {exc}") from exc
+            message = f"{self.label}: cannot read chunk {index}: {type(exc).__name__}: {exc}"
+            log_once(f"chunk:{self.label}", message)
+            raise Unreadable(message) from exc
 
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
         for index in chunks_of_box(start, extent, self.chunks):
             data = self.chunk(index)
             in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
-            out[in_box] = data[in_chunk]
+            out[in_box] = data[(*in_chunk, Ellipsis)]
 
 
 class WholeSource(ChunkedSource):
@@ -202,9 +206,9 @@ class RawSource(ArraySource):
         finally:
             os.close(fd)
         if len(data) != length:
-            raise Unreadable(
-                f"{self.label}: file ends at {offset + len(data)}, data need {offset + length} (truncated?)"
-            )
+            message = f"{self.label}: file ends at {offset + len(data)}, data need {offset + length} (truncated?)"
+            log_once(f"pread:{self.label}", message)
+            raise Unreadable(message)
         return data
 
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:

@@ -112,7 +112,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
     root_dir = source if os.path.isdir(source) else os.path.dirname(source)
     ctx = Context(root=os.path.realpath(root_dir), cache=ChunkCache(args.cache_size),
-                  formats=frozenset(filter(None, args.formats.split(","))))
+                  formats=frozenset(filter(None, args.formats.split(","))),
+                  mount_is_folder=os.path.isdir(source))
     root = build_root(source, ctx)
     logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)
     run(root, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options))

@@ -22,6 +22,7 @@ class Context:
     formats: frozenset[str] = frozenset()
     max_open_files: int = 128
     recheck_seconds: float = 0.5
+    mount_is_folder: bool = True
 
     def inside(self, path: str) -> bool:
         """Whether ``path`` lies inside the mounted source tree."""

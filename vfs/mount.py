@@ -21,7 +21,7 @@ os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 
 import mfusepy as fuse  # noqa: E402  (the library name must be set before import)
 
-from vfs.errors import NoAttribute, ReadOnly, VfsError  # noqa: E402
+from vfs.errors import NoAttribute, ReadOnly, Unreadable, VfsError  # noqa: E402
 from vfs.logutil import log, log_once  # noqa: E402
 from vfs.nodes import Directory, File, Node, Symlink, walk  # noqa: E402
 from vfs.tree import MountRoot  # noqa: E402
@@ -60,7 +60,7 @@ def guarded(method: F) -> F:
             raise
         except Exception as exc:
             code = errno_of(exc)
-            if code == errno.EIO:
+            if code == errno.EIO and not isinstance(exc, Unreadable):  # Unreadable is logged where raised
                 log_once(f"eio:{path}:{exc}", f"{method.__name__} {path}: {exc}")
                 log.debug("traceback of %s %s", method.__name__, path, exc_info=True)
             raise fuse.FuseOSError(code) from None

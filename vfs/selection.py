@@ -92,3 +92,20 @@ def auto_chunks(shape: Index, itemsize: int, target: int = 1 << 20) -> Index:
             out[axis] = max(budget, 1)
             break
     return tuple(out)
+
+
+def grow_chunks(chunks: Index, shape: Index, itemsize: int, target: int = 1 << 20) -> Index:
+    """Whole multiples of ``chunks`` of about ``target`` bytes, trailing axes first.
+
+    Datasets stored in tiny chunks are read and cached in blocks of several chunks, so
+    that one read does not make thousands of calls; block edges stay on chunk edges.
+    """
+    out = list(chunks)
+    for axis in range(len(chunks) - 1, -1, -1):
+        size = math.prod(out) * itemsize
+        if size >= target:
+            break
+        room = max(target // max(size, 1), 1)
+        whole = -(-max(shape[axis], 1) // out[axis])
+        out[axis] *= max(min(room, whole), 1)
+    return tuple(out)

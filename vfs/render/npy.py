@@ -16,12 +16,15 @@ from vfs.arrays import ArraySource
 
 MAGIC = b"\x93NUMPY"
 ARRAY_ALIGN = 64
+GROWTH_AXIS_MAX_DIGITS = 21
 
 
 def npy_header(shape: tuple[int, ...], dtype: np.dtype[Any]) -> bytes:
     """The header ``numpy.save`` writes for a C-ordered array of this shape and dtype."""
     descr = np.lib.format.dtype_to_descr(dtype)
     text = "{" + f"'descr': {descr!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, " + "}"
+    if shape:  # numpy leaves room to grow the first axis in place
+        text += " " * (GROWTH_AXIS_MAX_DIGITS - len(repr(shape[0])))
     for version, fmt, encoding in (((1, 0), "<H", "latin1"), ((2, 0), "<I", "latin1"), ((3, 0), "<I", "utf8")):
         try:
             body = text.encode(encoding)

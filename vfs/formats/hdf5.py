@@ -1,0 +1,282 @@
+"""HDF5/NeXus files as folders.
+
+::
+
+    sample.h5/                      group "/"   (attributes: xattrs user.<name>, .attrs.txt)
+      entry/                        group
+        data.npy data.txt data.edf  dataset "data" (.edf for 2-D+ numeric images)
+        .data.attrs.txt             the dataset's attributes as text (also xattrs on each file)
+        title.txt                   scalar or string dataset: its value and a newline
+        alias.npy -> data.npy       soft link (one symlink per rendering for datasets)
+        ext -> ../other.h5/entry    external link into another file of the mount
+        gone -> missing.h5::/entry  external link that cannot resolve: dangles, says where
+
+Names are HDF5's own (any bytes but ``/`` and NUL, which HDF5 cannot hold either);
+clashes get ``~2`` (see :class:`vfs.nodes.Entries`). Hard links share one inode number,
+hashed from the object's address. Nothing here reads data: sizes come from shape and
+dtype.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import numpy as np
+
+from vfs.arrays import ArraySource
+from vfs.context import Context
+from vfs.formats.h5arrays import clean_dtype, make_source
+from vfs.formats.h5pool import H5_LOCK, POOL
+from vfs.formats.sniff import is_hdf5, read_head
+from vfs.logutil import log_once
+from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
+from vfs.render.files import BrokenFile, add_array_files, renderings_for
+from vfs.render.values import attrs_text, value_bytes
+
+XATTR_PREFIX = "user."
+
+
+def _decode(name: bytes) -> str:
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _encode(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+def read_attrs(obj: h5py.HLObject, where: str) -> dict[str, Any]:
+    """Attribute name -> value; attributes h5py cannot read are skipped and logged once."""
+    out: dict[str, Any] = {}
+    try:
+        names = list(obj.attrs.keys())
+    except Exception as exc:
+        log_once(f"attrs:{where}", f"{where}: attributes unreadable: {exc}")
+        return out
+    for name in names:
+        try:
+            out[name] = obj.attrs[name]
+        except Exception as exc:
+            log_once(f"attr:{where}:{name}", f"{where}: attribute {name!r} unreadable: {exc}")
+    return out
+
+
+class H5File:
+    """One source HDF5 file as seen by the mount: its path, identity and mount position."""
+
+    def __init__(self, path: str, st: os.stat_result, ctx: Context) -> None:
+        self.path = path
+        self.ctx = ctx
+        self.fid = ("h5", st.st_dev, st.st_ino)
+        self.key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self.mtime_ns = st.st_mtime_ns
+        self.mount_path = ("/" + os.path.relpath(os.path.realpath(path), ctx.root)) if ctx.mount_is_folder else ""
+
+    def xattr_loader(self, h5name: bytes) -> Any:
+        def load() -> Mapping[str, bytes]:
+            with H5_LOCK:
+                obj = POOL.get(self.path)[h5name]
+                attrs = read_attrs(obj, f"{self.path}:{_decode(h5name)}")
+            return {XATTR_PREFIX + k: value_bytes(v) for k, v in attrs.items()}
+        return load
+
+    def attrs_file(self, h5name: bytes, ino: int) -> BytesFile:
+        def make() -> bytes:
+            with H5_LOCK:
+                obj = POOL.get(self.path)[h5name]
+                return attrs_text(read_attrs(obj, f"{self.path}:{_decode(h5name)}"))
+        return BytesFile(ino, self.mtime_ns, make)
+
+
+class H5Group(Directory):
+    """An HDF5 group as a folder; members are listed on first access."""
+
+    def __init__(self, h5: H5File, h5name: bytes, ino: int) -> None:
+        super().__init__(ino, h5.mtime_ns, xattrs=h5.xattr_loader(h5name))
+        self.h5 = h5
+        self.h5name = h5name
+
+    @property
+    def group_path(self) -> str:
+        return _decode(self.h5name) if self.h5name != b"/" else "/"
+
+    def load(self) -> Mapping[str, Node]:
+        entries = Entries()
+        with H5_LOCK:
+            grp = POOL.get(self.h5.path)[self.h5name]
+            if h5py.h5o.get_info(grp.id).num_attrs:
+                entries.add(".attrs.txt", self.h5.attrs_file(self.h5name, make_ino(*self.h5.fid, self.h5name, "attrs")))
+            for bname in grp.id.__iter__():
+                try:
+                    self._add_member(entries, grp, bname)
+                except Exception as exc:
+                    where = f"{self.h5.path}:{posixpath.join(self.group_path, _decode(bname))}"
+                    reason = f"{where}: cannot be opened: {type(exc).__name__}: {exc}"
+                    log_once(reason, reason)
+                    entries.add(_decode(bname), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
+        return entries
+
+    def _child_name(self, bname: bytes) -> bytes:
+        return (self.h5name.rstrip(b"/") + b"/" + bname) if self.h5name != b"/" else b"/" + bname
+
+    def _add_member(self, entries: Entries, grp: h5py.Group, bname: bytes) -> None:
+        name = _decode(bname)
+        link = grp.id.links.get_info(bname)
+        full = self._child_name(bname)
+        if link.type == h5py.h5l.TYPE_SOFT:
+            target = _decode(grp.id.links.get_val(bname))
+            self._add_soft(entries, grp, bname, name, target)
+        elif link.type == h5py.h5l.TYPE_EXTERNAL:
+            filename, objpath = grp.id.links.get_val(bname)
+            self._add_external(entries, name, _decode(filename), _decode(objpath))
+        else:
+            obj = grp[bname]
+            addr = h5py.h5o.get_info(obj.id).addr
+            ino = make_ino(*self.h5.fid, addr)
+            if isinstance(obj, h5py.Group):
+                entries.add(name, H5Group(self.h5, full, ino))
+            elif isinstance(obj, h5py.Dataset):
+                add_dataset(entries, self.h5, obj, full, name, ino)
+            elif isinstance(obj, h5py.Datatype):
+                text = f"{obj.dtype!r}\n".encode()
+                entries.add(f"{name}.dtype.txt", BytesFile(ino, self.h5.mtime_ns, text))
+
+    def _view_dir(self) -> str:
+        return posixpath.join(self.h5.mount_path or "/", self.group_path.lstrip("/"))
+
+    def _add_soft(self, entries: Entries, grp: h5py.Group, bname: bytes, name: str, target: str) -> None:
+        abs_target = posixpath.normpath(posixpath.join(self.group_path, target))
+        here = posixpath.normpath(self.group_path)
+        ino = make_ino(*self.h5.fid, self.h5name, bname, "soft")
+        try:
+            obj = grp[bname]
+        except Exception:
+            obj = None
+        if isinstance(obj, h5py.Dataset):
+            for suffix in dataset_suffixes(obj):
+                rel = posixpath.relpath(f"{abs_target}.{suffix}", here)
+                entries.add(f"{name}.{suffix}", Symlink(make_ino(ino, suffix), self.h5.mtime_ns, rel))
+            return
+        entries.add(name, Symlink(ino, self.h5.mtime_ns, posixpath.relpath(abs_target, here)))
+
+    def _add_external(self, entries: Entries, name: str, filename: str, objpath: str) -> None:
+        ino = make_ino(*self.h5.fid, self.h5name, name, "external")
+        here_view = self._view_dir()
+        other = filename if os.path.isabs(filename) else os.path.join(os.path.dirname(self.h5.path), filename)
+        target = f"{filename}::{objpath}"
+        ctx = self.h5.ctx
+        if ctx.mount_is_folder and os.path.isfile(other) and ctx.inside(other):
+            other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
+            obj_view = posixpath.normpath(posixpath.join(other_view, objpath.lstrip("/")))
+            suffixes = _external_dataset_suffixes(other, objpath)
+            if suffixes:
+                for suffix in suffixes:
+                    rel = posixpath.relpath(f"{obj_view}.{suffix}", here_view)
+                    entries.add(f"{name}.{suffix}", Symlink(make_ino(ino, suffix), self.h5.mtime_ns, rel))
+                return
+            target = posixpath.relpath(obj_view, here_view)
+        entries.add(name, Symlink(ino, self.h5.mtime_ns, target))
+
+
+def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
+    """Renderings of the dataset an external link points at ([] if a group or unreadable)."""
+    try:
+        if not is_hdf5(path, read_head(path)):
+            return []
+        obj = POOL.get(path).get(_encode(objpath))
+    except Exception:
+        return []
+    return dataset_suffixes(obj) if isinstance(obj, h5py.Dataset) else []
+
+
+def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
+    """The file suffixes a dataset gets, without building its source."""
+    try:
+        dt = clean_dtype(ds.dtype)
+        shape = ds.shape
+    except Exception:
+        return ["npy"]
+    if shape is None or dt.kind == "O" or shape == ():
+        base = ["txt"]
+        if shape == () and dt.kind != "O":
+            base = ["npy", "txt"]
+        return base
+    from vfs.arrays import MemorySource
+
+    probe = MemorySource(np.empty((0,) * len(shape), dt), "probe")
+    probe.shape = tuple(shape) + (tuple(dt.subdtype[1]) if dt.subdtype else ())
+    probe.dtype = dt.subdtype[0] if dt.subdtype else dt
+    return renderings_for(probe)
+
+
+def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, name: str, ino: int) -> None:
+    """Add the files of one dataset (call with :data:`H5_LOCK` held)."""
+    where = f"{h5.path}:{_decode(h5name)}"
+    xattrs = h5.xattr_loader(h5name)
+    if h5py.h5o.get_info(ds.id).num_attrs:
+        entries.add(f".{name}.attrs.txt", h5.attrs_file(h5name, make_ino(ino, "attrs")))
+    try:
+        dtype = clean_dtype(ds.dtype)
+        shape = ds.shape
+    except Exception as exc:
+        reason = f"{where}: unsupported datatype: {exc}"
+        entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
+        return
+    if shape is None:  # NULL dataspace: no value at all
+        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
+        return
+    if dtype.kind == "O" or shape == ():
+        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5.path, h5name), xattrs))
+        if dtype.kind == "O":
+            return
+    label = f"{h5.path}:{_decode(h5name)}"
+    attrs = read_attrs(ds, where) if len(shape) >= 2 and dtype.kind in "biuf" else None
+    source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
+    suffixes = ["npy"] if shape == () else None
+    if shape == () and not _npy_ok(source):
+        return
+    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, suffixes)
+
+
+def _npy_ok(source: ArraySource) -> bool:
+    from vfs.render.npy import npy_supported
+
+    return npy_supported(source.dtype)
+
+
+def _eager_text(path: str, h5name: bytes) -> Any:
+    """Text of a scalar or variable-length dataset, read when first needed."""
+    def make() -> bytes:
+        with H5_LOCK:
+            ds = POOL.get(path)[h5name]
+            value = ds[()]
+            if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+                lines = [value_bytes(_deref(ds.file, v)) for v in value.reshape(-1)]
+                return b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
+            return value_bytes(_deref(ds.file, value)) + b"\n"
+    return make
+
+
+def _deref(f: h5py.File, value: Any) -> Any:
+    if isinstance(value, h5py.Reference):
+        try:
+            return f[value].name if value else ""
+        except Exception:
+            return "<dangling reference>"
+    return value
+
+
+def probe(path: str, ctx: Context) -> None:
+    """Open the file (it stays in the pool): raises if HDF5 cannot read it."""
+    with H5_LOCK:
+        POOL.get(path)
+
+
+def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Directory:
+    with H5_LOCK:
+        POOL.forget(path)
+        POOL.get(path)
+    return H5Group(H5File(path, st, ctx), b"/", ino)
