@@ -10,7 +10,7 @@ chunks it needed.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -34,6 +34,7 @@ class ChunkCache:
         self.hits = 0
         self.misses = 0
         self.loads: Counter[str] = Counter()
+        self.recent: deque[str] = deque(maxlen=32)
 
     def get(self, key: Hashable, load: Callable[[], np.ndarray | bytes], label: str = "") -> Any:
         """Return the cached value for ``key``, calling ``load`` (outside the lock) on a miss."""
@@ -48,6 +49,7 @@ class ChunkCache:
         value = load()
         with self._lock:
             self.loads[label] += 1
+            self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
             if _nbytes(value) <= self.budget:
                 self._lru[key] = value
         return value
@@ -66,6 +68,7 @@ class ChunkCache:
                 "hits": self.hits,
                 "misses": self.misses,
                 "chunk_loads": dict(self.loads),
+                "recent_loads": list(self.recent),
             }
 
     def clear(self) -> None:

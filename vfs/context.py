@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 
 from vfs.cache import ChunkCache
@@ -23,6 +24,8 @@ class Context:
     max_open_files: int = 128
     recheck_seconds: float = 0.5
     mount_is_folder: bool = True
+    #: the last reads served (path, offset, size): shown in .vfs-stats for diagnosis
+    recent_reads: deque[tuple[str, int, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def inside(self, path: str) -> bool:
         """Whether ``path`` lies inside the mounted source tree."""

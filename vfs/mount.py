@@ -83,6 +83,7 @@ class VfsOperations(fuse.Operations):
         self.uid = os.getuid()
         self.gid = os.getgid()
         self.started_ns = time.time_ns()
+        self.recent_reads = root.ctx.recent_reads
 
     def node(self, path: str) -> Node:
         if path in ("/", ""):
@@ -177,6 +178,8 @@ class VfsOperations(fuse.Operations):
         node = self.node(path)
         if not isinstance(node, File):
             raise fuse.FuseOSError(errno.EISDIR)
+        if node.cacheable:
+            self.recent_reads.append((path, offset, size))
         return node.read(offset, size)
 
     def release(self, path: str, fh: Any) -> int:

@@ -177,9 +177,16 @@ class StatsFile(File):
     def size(self) -> int:
         return 0
 
+    def open(self) -> None:
+        data = self.ctx.cache.stats()
+        data["recent_reads"] = [list(r) for r in self.ctx.recent_reads]
+        self._snapshot = json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
+
     def read(self, offset: int, size: int) -> bytes:
-        text = json.dumps(self.ctx.cache.stats(), indent=1, sort_keys=True).encode() + b"\n"
-        return text[offset : offset + size]
+        if offset == 0 or not hasattr(self, "_snapshot"):
+            if offset == 0:
+                self.open()
+        return self._snapshot[offset : offset + size]
 
     @property
     def cacheable(self) -> bool:
@@ -193,6 +200,7 @@ class MountRoot(Directory):
         super().__init__(ROOT_INO, inner.mtime_ns)
         self.inner = inner
         self.stats = StatsFile(ctx)
+        self.ctx = ctx
 
     def xattrs(self) -> Mapping[str, bytes]:
         return self.inner.xattrs()

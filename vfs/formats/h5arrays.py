@@ -22,6 +22,8 @@ from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 
 RAW_MIN_CHUNK = 64 << 10
+TINY_CHUNK = 16 << 10
+GROWN_CHUNK = 256 << 10
 
 
 def clean_dtype(dt: np.dtype[Any]) -> np.dtype[Any]:
@@ -107,7 +109,11 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
             return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs)
         return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name), fill, attrs)
     if ds_chunks:
-        chunks = grow_chunks(ds_chunks, shape[:nds], dtype.itemsize * max(int(np.prod(extra)), 1)) + extra
+        element = dtype.itemsize * max(int(np.prod(extra)), 1)
+        chunks = ds_chunks
+        if int(np.prod(ds_chunks)) * element < TINY_CHUNK:  # read tiny chunks in blocks
+            chunks = grow_chunks(ds_chunks, shape[:nds], element, GROWN_CHUNK)
+        chunks = chunks + extra
     else:
         chunks = auto_chunks(shape, dtype.itemsize)
     if ds_chunks is None and nds < len(shape):

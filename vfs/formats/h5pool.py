@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-import h5py
+import h5py  # noqa: E402
 
 try:  # registers bitshuffle/LZ4, Blosc, Blosc2, Zstd, ... with HDF5
-    import hdf5plugin  # noqa: F401
+    import hdf5plugin  # noqa: F401,E402
 except ImportError:  # pragma: no cover - a dependency, but keep plain HDF5 working
     hdf5plugin = None
 

@@ -62,21 +62,41 @@ def is_spec(path: str, head: bytes) -> bool:
     return len(controls) >= min(2, len(lines)) and bool(keys & {b"F", b"E", b"D", b"S"})
 
 
+_EDF_LINE = re.compile(rb"[{\n;]\s*([^=\n;{}]+?)\s*=[^\n]*;")
+BZ2_HEAD_INPUT = 2 << 20
+
+
 def _edf_text(head: bytes) -> bool:
-    text = head.lstrip()
+    """A ``{`` (after blanks only) then a ``key = value ;`` line in the first KiB. A
+    first key ``HEADER_BYTES`` is an ADSC or d*TREK header (fabio and PyMca read those
+    as other formats), not EDF."""
+    text = head.lstrip(b" \t\r\n\x00")
     if not text.startswith(b"{"):
         return False
-    block = text[:1024]
-    return bool(re.search(rb"\n\s*[^=\n;{}]+=[^\n]*;", block))
+    match = _EDF_LINE.search(text[:1024])
+    return match is not None and match.group(1).strip().upper() != b"HEADER_BYTES"
 
 
 def decompressed_head(path: str, head: bytes) -> bytes | None:
-    """First bytes of a gzip or bzip2 file, or None if it is neither."""
+    """First bytes of a gzip or bzip2 file, or None if it is neither.
+
+    bzip2 gives no output before a whole block (up to 900 kB) is decoded, so for bzip2
+    the file is read on (up to ``BZ2_HEAD_INPUT`` bytes) until the first output.
+    """
     try:
         if head[:2] == b"\x1f\x8b":
             return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(head, HEAD_SIZE)
         if head[:3] == b"BZh":
-            return bz2.BZ2Decompressor().decompress(head)[:HEAD_SIZE]
+            dec = bz2.BZ2Decompressor()
+            out = dec.decompress(head, HEAD_SIZE)
+            with open(path, "rb") as fh:
+                fh.seek(len(head))
+                while not out and not dec.eof and fh.tell() < BZ2_HEAD_INPUT:
+                    more = fh.read(64 << 10)
+                    if not more:
+                        break
+                    out = dec.decompress(more, HEAD_SIZE)
+            return out
     except (zlib.error, OSError, EOFError, ValueError):
         return None
     return None

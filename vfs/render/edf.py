@@ -50,20 +50,33 @@ def edf_supported(source: ArraySource) -> bool:
     return len(source.shape) >= 2 and edf_type(source.dtype) is not None
 
 
+def reserved_key(key: str) -> bool:
+    """Keys a reader takes as layout: ours, any ``EDF_*`` (fabio would read the data from
+    ``EDF_BinaryFileName``, or skip a block holding ``EDF_DataFormatVersion``) and any
+    ``Dim_n`` (fabio's rank is the highest n)."""
+    low = key.lower()
+    return low in RESERVED or low.startswith("edf_") or re.fullmatch(r"dim_\d+", low) is not None
+
+
 def _clean_key(key: str) -> str:
     key = re.sub(r"[=;{}\r\n]", "_", key).strip() or "_"
-    return f"h5_{key}" if key.lower() in RESERVED else key
+    return f"h5_{key}" if reserved_key(key) else key
 
 
-def _clean_value(value: Any) -> str:
+def _clean_value(value: Any, max_value: int | None = MAX_VALUE) -> str:
     text = re.sub(r"[;{}\r\n]+", " ", value_text(value)).strip()
-    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 3] + "..."
+    return text if max_value is None or len(text) <= max_value else text[: max_value - 3] + "..."
 
 
 def edf_header(
-    shape2: tuple[int, int], dtype: np.dtype[Any], image: int, extra: Mapping[str, Any], block: int = 512
+    shape2: tuple[int, int], dtype: np.dtype[Any], image: int, extra: Mapping[str, Any], block: int = 512,
+    max_value: int | None = MAX_VALUE,
 ) -> bytes:
-    """One EDF frame header; ``image`` counts from 1. Padded to a multiple of ``block``."""
+    """One EDF frame header; ``image`` counts from 1. Padded to a multiple of ``block``.
+
+    Values longer than ``max_value`` characters are cut (None: never, for headers that
+    come from an EDF file and so already fit one).
+    """
     order = "HighByteFirst" if dtype.byteorder == ">" else "LowByteFirst"
     lines = [
         f"HeaderID = EH:{image:06d}:000000:000000 ;",
@@ -74,7 +87,7 @@ def edf_header(
         f"Dim_2 = {shape2[0]} ;",
         f"Size = {shape2[0] * shape2[1] * dtype.itemsize} ;",
     ]
-    lines += [f"{_clean_key(k)} = {_clean_value(v)} ;" for k, v in extra.items()]
+    lines += [f"{_clean_key(k)} = {_clean_value(v, max_value)} ;" for k, v in extra.items()]
     text = ("{\n" + "\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
     total = -(-(len(text) + 2) // block) * block
     return text + b" " * (total - len(text) - 2) + b"}\n"
@@ -83,18 +96,21 @@ def edf_header(
 class EdfRendering:
     """An array source of 2 or more dimensions as a (multi-frame) EDF file."""
 
-    def __init__(self, source: ArraySource, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, source: ArraySource, extra: Mapping[str, Any] | None = None, max_value: int | None = MAX_VALUE
+    ) -> None:
         self.source = source
         self.frame_shape = (source.shape[-2], source.shape[-1])
         self.nframes = math.prod(source.shape[:-2])
         self.extra = dict(source.attrs if extra is None else extra)
-        last = edf_header(self.frame_shape, source.dtype, max(self.nframes, 1), self.extra)
+        self.max_value = max_value
+        last = edf_header(self.frame_shape, source.dtype, max(self.nframes, 1), self.extra, max_value=max_value)
         self.header_size = len(last)
         self.frame_bytes = self.frame_shape[0] * self.frame_shape[1] * source.dtype.itemsize
 
     def header(self, k: int) -> bytes:
         """Header of frame ``k`` (from 0), padded to the common header size."""
-        head = edf_header(self.frame_shape, self.source.dtype, k + 1, self.extra)
+        head = edf_header(self.frame_shape, self.source.dtype, k + 1, self.extra, max_value=self.max_value)
         if len(head) < self.header_size:
             head = head[:-2] + b" " * (self.header_size - len(head)) + b"}\n"
         return head

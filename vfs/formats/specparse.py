@@ -1,0 +1,422 @@
+"""Our own SPEC reader: an index of byte offsets, then one scan parsed at a time.
+
+A SPEC file is text: header blocks (``#F``, ``#E``, ``#D``, ``#O``... lines) and scans
+(a ``#S`` line, header lines, a ``#L`` line of labels, then one line of numbers per
+point, ``@A`` MCA spectra between them, ``#C`` comments anywhere). Nothing here uses
+silx at run time, but the rules are silx's (``silx.io.specfile``) so that scan keys,
+labels, motors and MCA spectra are the ones a silx user knows; where silx is plainly
+wrong we say why in a comment.
+
+:func:`build_index` makes one pass over the bytes with ``bytes.find`` (C speed, no
+per-line Python) and records where each block starts: a ``#S`` line starts a scan, a
+``#F`` line starts a file header, and so does an ``#E`` line met outside a header
+(SPEC writes ``#E`` when it starts a new header, sometimes without ``#F``). Only bytes
+up to the last newline are indexed: a line still being written is not data yet.
+:func:`extend_index` resumes from the start of the last block when the file grew.
+
+:func:`parse_scan` turns one scan's bytes into a :class:`ScanData`: header lines,
+labels, a float64 table (malformed lines skipped and counted) and the byte ranges of
+the MCA spectra, which :func:`parse_spectrum` decodes one at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import mmap
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_EVENT = re.compile(rb"\n#[SFE]")
+_SCAN_NUMBER = re.compile(rb"#S[ \t]*([+-]?\d+)")
+_SPLIT2 = re.compile(r" {2,}")
+_MOTOR_LINE = re.compile(rb"#([OP])(\d*)(?:[ \t]|$)")
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)\Z", re.IGNORECASE
+)
+# An MCA spectrum: an "@" line and the lines it continues with a trailing backslash.
+_SPECTRUM = re.compile(rb"^@(?:[^\n]*\\[ \t\r]*\n)*[^\n]*", re.M)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A header block or a scan: its kind, where it starts, and for scans its key."""
+
+    kind: str  # "header" or "scan"
+    offset: int
+    number: int = 0
+    order: int = 0
+    header: int = -1  # for scans: index (into SpecIndex.blocks) of the file header
+
+    @property
+    def key(self) -> str:
+        return f"{self.number}.{self.order}"
+
+
+@dataclass
+class SpecIndex:
+    """Where the blocks of a SPEC file start; ``end`` is how many bytes were indexed."""
+
+    blocks: list[Block] = field(default_factory=list)
+    end: int = 0
+
+    def block_end(self, i: int) -> int:
+        return self.blocks[i + 1].offset if i + 1 < len(self.blocks) else self.end
+
+    def scans(self) -> list[int]:
+        """Positions in ``blocks`` of the scans, in file order."""
+        return [i for i, b in enumerate(self.blocks) if b.kind == "scan"]
+
+
+Text = bytes | mmap.mmap
+
+
+def indexed_end(data: Text, size: int) -> int:
+    """Bytes up to and including the last newline: what may be indexed today."""
+    if size == 0:
+        return 0
+    if data[size - 1 : size] == b"\n":
+        return size
+    return data.rfind(b"\n", 0, size) + 1
+
+
+def _events(data: Text, start: int, limit: int) -> list[tuple[int, int]]:
+    """(offset, kind) of block-starting lines in ``[start, limit)``; kind is S, F or E.
+
+    One regex pass (the engine scans for the literal ``\\n#`` in C, several GB/s).
+    """
+    found: list[tuple[int, int]] = []
+    if start == 0 and data[0:1] == b"#" and data[1:2] in (b"S", b"F", b"E"):
+        found.append((0, data[1]))
+    for m in _EVENT.finditer(data, max(start - 1, 0), limit):  # type: ignore[call-overload]
+        pos = m.start() + 1
+        kind = data[pos + 1]
+        if kind == 0x45 and data[pos + 2 : pos + 3] not in (b"", b" ", b"\t", b"\r", b"\n") and not (
+            0x30 <= data[pos + 2] <= 0x39
+        ):
+            continue
+        found.append((pos, kind))
+    return found
+
+
+def _scan_number(data: Text, offset: int) -> int:
+    m = _SCAN_NUMBER.match(data, offset, offset + 64)
+    return int(m.group(1)) if m else 0
+
+
+def _walk(index: SpecIndex, data: Text, start: int, limit: int, counts: dict[int, int]) -> None:
+    """Append the blocks found in ``[start, limit)`` to ``index``."""
+    events = _events(data, start, limit)
+    blocks = index.blocks
+    if start == 0 and not blocks:
+        first = events[0][0] if events else limit
+        lead = data[:first]
+        if lead.startswith(b"#") or b"\n#" in lead:  # header lines before any #F or #S (silx too)
+            blocks.append(Block("header", 0))
+    header = max((i for i, b in enumerate(blocks) if b.kind == "header"), default=-1)
+    for pos, kind in events:
+        if kind == 0x53:  # S
+            number = _scan_number(data, pos)
+            counts[number] = counts.get(number, 0) + 1
+            blocks.append(Block("scan", pos, number, counts[number], header))
+        elif kind == 0x46 or not blocks or blocks[-1].kind != "header":  # F, or E opening a header
+            header = len(blocks)
+            blocks.append(Block("header", pos))
+    index.end = limit
+
+
+def build_index(data: Text, size: int | None = None) -> SpecIndex:
+    """Index the first ``size`` bytes of a SPEC file's content (complete lines only)."""
+    size = len(data) if size is None else size
+    index = SpecIndex()
+    limit = indexed_end(data, size)
+    if limit:
+        _walk(index, data, 0, limit, {})
+    return index
+
+
+def extend_index(index: SpecIndex, data: Text, size: int) -> SpecIndex:
+    """A new index for content that only grew: re-walk from the start of the last block."""
+    limit = indexed_end(data, size)
+    if not index.blocks:
+        return build_index(data, size)
+    blocks = index.blocks[:-1]
+    restart = index.blocks[-1].offset
+    if restart == 0:
+        return build_index(data, size)
+    counts: dict[int, int] = {}
+    for b in blocks:
+        if b.kind == "scan":
+            counts[b.number] = max(counts.get(b.number, 0), b.order)
+    new = SpecIndex(list(blocks), restart)
+    _walk(new, data, restart, limit, counts)
+    return new
+
+
+# -- one scan ------------------------------------------------------------------------
+
+
+def to_float(token: str) -> float | None:
+    """A strict number (no ``1_000``, no hex): what SPEC writers print, else None."""
+    return float(token) if _NUMBER.match(token) else None
+
+
+def decode(raw: bytes) -> str:
+    """Text of a header line: UTF-8, undecodable bytes kept as surrogate escapes."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def split_labels(text: str) -> list[str]:
+    """SPEC label rule: names are separated by two or more spaces."""
+    text = text.strip(" ")
+    return [t for t in _SPLIT2.split(text)] if text else []
+
+
+def header_value(lines: list[bytes], key: bytes) -> bytes | None:
+    """Text after ``#key`` on the first line with that key (``key`` ends at a blank)."""
+    n = len(key) + 1
+    for line in lines:
+        if line[1:n] == key and (len(line) == n or line[n : n + 1] in (b" ", b"\t")):
+            return line[n:].strip()
+    return None
+
+
+def header_values(lines: list[bytes], key: bytes) -> list[bytes]:
+    n = len(key) + 1
+    return [ln[n:].strip() for ln in lines if ln[1:n] == key and (len(ln) == n or ln[n : n + 1] in (b" ", b"\t"))]
+
+
+def numbers(text: bytes, count: int | None = None) -> list[float]:
+    """The leading tokens of ``text`` that are numbers (stops at the first that is not)."""
+    out: list[float] = []
+    for token in decode(text).split():
+        value = to_float(token)
+        if value is None or (count is not None and len(out) >= count):
+            break
+        out.append(value)
+    return out
+
+
+@dataclass
+class ScanData:
+    """One scan, parsed: what the scan's folder shows."""
+
+    number: int
+    title: str
+    header_lines: list[bytes]
+    labels: list[str]
+    data: np.ndarray
+    bad_lines: list[int]
+    spectra: list[tuple[int, int]]  # (start, end) byte offsets within the scan block
+    motors: list[tuple[str, float | str]]
+    declared_columns: int | None
+    analysers: int
+
+    def mca_header(self, key: bytes) -> list[bytes]:
+        return header_values(self.header_lines, b"@" + key)
+
+
+def _split_lines(block: bytes) -> list[bytes]:
+    lines = block.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+
+
+def _row(line: bytes) -> np.ndarray:
+    """One line's numbers; a token that is not a number (``None``, ``---``) gives NaN."""
+    try:
+        return np.fromstring(line, dtype=np.float64, sep=" ")  # noqa: NPY201 (text mode)
+    except ValueError:
+        values = [to_float(t) for t in decode(line).split()]
+        return np.array([np.nan if v is None else v for v in values], np.float64)
+
+
+def parse_table(lines: list[bytes]) -> tuple[np.ndarray, list[int]]:
+    """Rows of numbers -> (points, columns) float64; returns the positions of bad lines.
+
+    The first line holding a number fixes the column count (silx takes the first line
+    too); a line with another count is skipped. A token that is not a number (Bluesky
+    writes ``None``) is NaN: silx reads it as 0, which is a value nobody measured.
+    """
+    bad: list[int] = []
+    ncols = 0
+    first = 0
+    for i, line in enumerate(lines):
+        row = _row(line)
+        if row.size and not np.isnan(row).all() or b"nan" in line.lower():
+            ncols, first = row.size, i
+            break
+        bad.append(i)
+    if not ncols:
+        return np.empty((0, 0), np.float64), bad
+    rest = lines[first:]
+    counts = [len(ln.split()) for ln in rest]
+    keep = [i for i, c in enumerate(counts) if c == ncols]
+    bad.extend(first + i for i, c in enumerate(counts) if c != ncols)
+    good = [rest[i] for i in keep]
+    try:
+        flat = np.fromstring(b" ".join(good), dtype=np.float64, sep=" ")  # noqa: NPY201
+        ok = flat.size == len(good) * ncols
+    except ValueError:
+        ok = False
+    if not ok:
+        rows = []
+        for i in keep:
+            row = _row(rest[i])
+            if row.size == ncols:
+                rows.append(row)
+            else:
+                bad.append(first + i)
+        flat = np.concatenate(rows) if rows else np.empty(0)
+    bad.sort()
+    return flat.reshape(-1, ncols), bad
+
+
+def _motor_lines(lines: list[bytes], letter: bytes) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    for line in lines:
+        m = _MOTOR_LINE.match(line)
+        if m and m.group(1) == letter:
+            out.setdefault(m.group(2), line[m.end() :])
+    return out
+
+
+def parse_motors(scan_lines: list[bytes], file_lines: list[bytes]) -> list[tuple[str, float | str]]:
+    """Motor names (``#O``, scan header first, else file header) with ``#P`` positions.
+
+    Names are split on two or more spaces, positions on blanks (silx's rules). Where a
+    line's counts disagree and the other split makes them agree (single-spaced ``#O``
+    lines, two-space-separated ``#P`` lines holding text), that split is used: silx
+    pairs such lines wrongly. Lines pair by their number (``#O2`` with ``#P2``).
+    """
+    names = _motor_lines(scan_lines, b"O") or _motor_lines(file_lines, b"O")
+    values = _motor_lines(scan_lines, b"P") or _motor_lines(file_lines, b"P")
+    pairs: list[tuple[list[str], list[str]]] = []
+    for suffix, raw in names.items():
+        text = decode(raw).strip()
+        nm = split_labels(text)
+        vtext = decode(values.get(suffix, b"")).strip()
+        vals = vtext.split()
+        if len(nm) != len(vals):
+            if len(text.split()) == len(vals):
+                nm = text.split()
+            elif len(_SPLIT2.split(vtext)) == len(nm) and vtext:
+                vals = _SPLIT2.split(vtext)
+        pairs.append((nm, vals))
+    all_names = [n for nm, _ in pairs for n in nm]
+    all_vals = [v for _, vals in pairs for v in vals]
+    if any(len(nm) != len(vals) for nm, vals in pairs) and len(all_names) == len(all_vals):
+        zipped = list(zip(all_names, all_vals))
+    else:
+        zipped = [p for nm, vals in pairs for p in zip(nm, vals)]
+    out: list[tuple[str, float | str]] = []
+    for name, token in zipped:
+        value = to_float(token)
+        out.append((name, token if value is None else value))
+    return out
+
+
+def parse_scan(block: bytes, file_header: bytes = b"") -> ScanData:
+    """Parse one scan's bytes (from its ``#S`` line to the next block)."""
+    spectra: list[tuple[int, int]] = []
+    points_before: list[int] = []
+    header: list[bytes] = []
+    data_lines: list[bytes] = []
+    last = 0
+    if block.startswith(b"@") or b"\n@" in block:
+        for found in _SPECTRUM.finditer(block):
+            _classify(block[last : found.start()], header, data_lines)
+            spectra.append((found.start(), found.end()))
+            points_before.append(len(data_lines))
+            last = found.end()
+    _classify(block[last:], header, data_lines)
+    file_lines = [ln for ln in _split_lines(file_header) if ln.startswith(b"#")]
+    s_line = decode(header[0][2:]).strip() if header else ""
+    m = re.match(r"[+-]?\d+", s_line)
+    number = int(m.group(0)) if m else 0
+    title = s_line[m.end() :].strip() if m else s_line
+    table, bad = parse_table(data_lines)
+    declared = numbers(header_value(header, b"N") or b"", 1)
+    declared_n = int(declared[0]) if declared else None
+    l_text = header_value(header, b"L")
+    labels = split_labels(decode(l_text)) if l_text is not None else []
+    if l_text is not None and declared_n and len(labels) != declared_n:
+        single = decode(l_text).split()
+        if len(single) == declared_n:  # a single-spaced #L line that #N confirms
+            labels = single
+    motors = parse_motors(header, file_lines)
+    return ScanData(number, title, header, labels, table, bad, spectra, motors, declared_n,
+                    _analysers(points_before, table.shape[0], len(header_values(header, b"@CHANN"))))
+
+
+def _classify(piece: bytes, header: list[bytes], data_lines: list[bytes]) -> None:
+    for line in _split_lines(piece):
+        if line.startswith(b"#"):
+            header.append(line)
+        elif line.strip():
+            data_lines.append(line)
+
+
+def _analysers(points_before: list[int], npoints: int, chann_lines: int) -> int:
+    """How many MCA spectra each point has (several analysers are interleaved).
+
+    From the file's structure where it shows (the spectra written between two data
+    lines), so a scan that is still growing keeps its answer; else silx's rule:
+    spectra / points, or the number of ``#@CHANN`` lines for a scan without points.
+    """
+    n = len(points_before)
+    if not n:
+        return 0
+    groups: dict[int, int] = {}
+    for p in points_before:
+        groups[p] = groups.get(p, 0) + 1
+    if len(groups) >= 2:
+        return groups[points_before[0]]
+    if npoints and n % npoints == 0:
+        return n // npoints
+    if not npoints:
+        return max(chann_lines, 1)
+    return max(n // npoints, 1)
+
+
+def parse_spectrum(text: bytes) -> np.ndarray:
+    """Values of one MCA spectrum: an ``@A`` line and its continuation lines."""
+    parts = text.split(None, 1)
+    body = parts[1].replace(b"\\", b" ") if len(parts) > 1 else b""
+    if not body.strip():
+        return np.empty(0, np.float64)
+    try:
+        return np.fromstring(body, dtype=np.float64, sep=" ")  # noqa: NPY201
+    except ValueError:
+        vals = [to_float(t) for t in decode(body).split()]
+        return np.array([np.nan if v is None else v for v in vals], np.float64)
+
+
+# -- dates ---------------------------------------------------------------------------
+
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_DAYS = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_DATE1 = re.compile(
+    rf"{_DAYS} (?P<month>{'|'.join(_MONTHS)}) (?P<day>[0-3 ]\d) (?P<hh>[0-2]\d):(?P<mm>[0-5]\d):(?P<ss>[0-5]\d)"
+    r"(?P<tz>[+-]\d\d:\d\d)? (?P<year>\d{4})"
+)
+_DATE2 = re.compile(
+    rf"{_DAYS} (?P<year>\d{{4}})/(?P<month_nb>[0-1]\d)/(?P<day>[0-3 ]\d) (?P<hh>[0-2]\d):(?P<mm>[0-5]\d):(?P<ss>[0-5]\d)"
+    r"(?P<tz>[+-]\d\d:\d\d)?"
+)
+_EPOCH = re.compile(r"\d{9,10}(?:\.\d*)?\Z")
+
+
+def iso_date(text: str) -> str:
+    """SPEC ``#D`` text as ISO 8601 (silx's two formats; an epoch as UTC), else as is."""
+    for rx in (_DATE1, _DATE2):
+        m = rx.match(text)
+        if m:
+            g = m.groupdict()
+            month = g.get("month_nb") or f"{_MONTHS.index(g['month']) + 1:02d}"
+            return f"{g['year']}-{month}-{g['day']}T{g['hh']}:{g['mm']}:{g['ss']}{g['tz'] or ''}"
+    if _EPOCH.match(text):  # Sardana/spock write the epoch; silx leaves it as it is
+        return _dt.datetime.fromtimestamp(float(text), _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return text
