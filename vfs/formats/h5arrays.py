@@ -45,6 +45,22 @@ def clean_dtype(dt: np.dtype[Any]) -> np.dtype[Any]:
     return np.dtype(dt.str)
 
 
+def zero_padded(data: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """``data`` as ``dtype`` with every padding byte zero (HDF5 leaves them undefined,
+    and they would otherwise show whatever memory held before)."""
+    out = np.zeros(data.shape, dtype)
+
+    def copy(dst: np.ndarray, src: np.ndarray) -> None:
+        for name in dst.dtype.names or ():
+            if dst.dtype.fields[name][0].names:  # type: ignore[index]
+                copy(dst[name], src[name])
+            else:
+                dst[name] = src[name]
+
+    copy(out, data)
+    return out
+
+
 def element_layout(ds: h5py.Dataset) -> tuple[Index, np.dtype[Any]]:
     """Shape and dtype of the array a reader sees: array-element types add dimensions."""
     dt = clean_dtype(ds.dtype)
@@ -71,7 +87,9 @@ class H5ChunkedSource(ChunkedSource):
             sel = chunk_slices(index[:nds], self.chunks[:nds], self.shape[:nds])
             data = ds[sel] if nds else ds[()]
         data = np.asarray(data)
-        if data.dtype != self.dtype:
+        if self.dtype.names:
+            data = zero_padded(data, self.dtype)
+        elif data.dtype != self.dtype:
             data = data.view(self.dtype) if data.dtype.itemsize == self.dtype.itemsize else data.astype(self.dtype)
         # array-element types: the chunk spans the whole element dimensions
         extra = tuple(slice(0, n) for n in self.shape[nds:])

@@ -46,20 +46,32 @@ def is_hdf5(path: str, head: bytes) -> bool:
     return hdf5_userblock(path, head) is not None
 
 
-_SPEC_LINE = re.compile(rb"^#[A-Za-z@]")
-_SPEC_FIRST = re.compile(rb"^#(F|E|D|S|C|O|o|j|J|N|L|U|P|G|Q|T|M)\b")
+_SPEC_CONTROL = re.compile(rb"#(@?[A-Za-z]{1,12})\d*(?:[ \t]|$)")
+_SPEC_FIRST_KEYS = frozenset(b"F E D S C O o J j N L U P G Q T M V H X R".split())
 
 
 def is_spec(path: str, head: bytes) -> bool:
-    """SPEC: the first non-blank lines are SPEC control lines (``#F``, ``#E``, ``#S``...)
-    and at least one of them is ``#F``, ``#E``, ``#D`` or ``#S``."""
-    lines = [ln.strip() for ln in head.replace(b"\r", b"\n").split(b"\n")]
+    """SPEC: the first non-blank lines are SPEC control lines (``#F``, ``#E``, ``#S``...),
+    the first of a kind SPEC writers start with, and one of them is ``#F``, ``#E``,
+    ``#D`` or ``#S``. ``# comment`` lines (PyMca's single-column MCA files), shell and C
+    text (``#!``, ``#include``) and ``$SPEC_ID`` spectra are not SPEC."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    lines = [ln.strip() for ln in head.split(b"\n")[:64]]
     lines = [ln for ln in lines if ln][:8]
-    if not lines or not _SPEC_FIRST.match(lines[0]):
+    if len(lines) > 1 and len(head) >= HEAD_SIZE:
+        lines = lines[:-1] if not head.endswith(b"\n") else lines  # the last one may be cut
+    if not lines:
         return False
-    controls = [ln for ln in lines if _SPEC_LINE.match(ln)]
-    keys = {ln[1:2] for ln in controls}
-    return len(controls) >= min(2, len(lines)) and bool(keys & {b"F", b"E", b"D", b"S"})
+    keys = []
+    for line in lines:
+        m = _SPEC_CONTROL.match(line)
+        if m is None:
+            break
+        keys.append(m.group(1))
+    if not keys or keys[0] not in _SPEC_FIRST_KEYS:
+        return False
+    return len(keys) >= min(2, len(lines)) and bool({b"F", b"E", b"D", b"S"} & set(keys))
 
 
 _EDF_LINE = re.compile(rb"[{\n;]\s*([^=\n;{}]+?)\s*=[^\n]*;")
