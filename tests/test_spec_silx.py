@@ -1,0 +1,251 @@
+"""Differential tests: every real SPEC file, our tree against ``silx.io.specfile.SpecFile``.
+
+silx is a test-only dependency. Where silx is wrong we say how, and check our answer
+against the file's own text instead:
+
+* silx reads ``nan`` and other words in data lines (``None``) as 0; we give NaN.
+* silx keeps the ``\\r`` of CRLF files at the end of the last label and motor name.
+* silx ignores ``#N`` when a ``#L`` line is single-spaced (user6idd.dat scan 2): one
+  label for 25 columns. We split on single spaces when that gives ``#N`` labels.
+* silx pairs ``#O`` names with ``#P`` values across lines, and takes a new header only
+  at ``#F``: where its counts disagree (lmn40.spe after its second ``#E`` header,
+  user6idd.dat's single-spaced ``#O`` lines, scans with no ``#P``) its positions are
+  wrong or infinite. We check ours against the ``#O``/``#P`` text.
+* silx cannot read issue109_data.txt scan 11.1's MCA header (``#@CALIB ... mca1``).
+* silx's HDF5-like view (spech5) refuses 33id_spec.dat (spectra not a multiple of
+  points); ``SpecFile`` still serves the spectra, and we compare with those.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_spec_parse import load, open_tree, text
+from vfs.formats import specparse as sp
+from vfs.formats.sniff import is_spec, read_head
+from vfs.nodes import Directory, Node
+
+silx_specfile = pytest.importorskip("silx.io.specfile")
+NOT_SPEC = {"Steel.spe", "XRFSpectrum.mca"}
+
+
+def spec_files(real_data: Path) -> list[Path]:
+    folder = real_data / "spec"
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and p.name not in NOT_SPEC and p.suffix != ".md"]
+
+
+def real_spec_names() -> list[str]:
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "spec"
+    if not folder.is_dir():
+        return ["(no real data)"]
+    return [p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name not in NOT_SPEC and p.suffix != ".md"]
+
+
+def test_detection_by_content(real_data: Path) -> None:
+    for path in sorted((real_data / "spec").iterdir()):
+        if path.suffix == ".md":
+            continue
+        assert is_spec(str(path), read_head(str(path))) is (path.name not in NOT_SPEC), path.name
+
+
+def block_text(path: Path, key: str) -> bytes:
+    data = path.read_bytes()
+    index = sp.build_index(data)
+    for i in index.scans():
+        if index.blocks[i].key == key:
+            return data[index.blocks[i].offset : index.block_end(i)]
+    raise KeyError(key)
+
+
+def motor_text(path: Path, key: str, header: Node) -> list[tuple[str, str]]:
+    """(name, value token) pairs read from the #O/#P text the way a person would: per line."""
+    scan = block_text(path, key).decode("utf-8", "surrogateescape").replace("\r", "")
+    head = text(header).replace("\r", "")
+    o_lines = re.findall(r"^#O(\d*) (.*)$", scan, re.M) or re.findall(r"^#O(\d*) (.*)$", head, re.M)
+    p_lines = dict(re.findall(r"^#P(\d*) (.*)$", scan, re.M) or re.findall(r"^#P(\d*) (.*)$", head, re.M))
+    out = []
+    for suffix, names in o_lines:
+        values = p_lines.get(suffix, "").split()
+        parts = re.split(r" {2,}", names.strip())
+        if len(parts) != len(values) and len(names.split()) == len(values):
+            parts = names.split()
+        if len(parts) != len(values) and len(re.split(r" {2,}", p_lines.get(suffix, "").strip())) == len(parts):
+            values = re.split(r" {2,}", p_lines.get(suffix, "").strip())
+        out.extend(zip(parts, values))
+    return out
+
+
+def positioner(folder: dict[str, Node], key: str, name: str) -> float | str | np.ndarray:
+    stem = sp.decode(name.encode("utf-8", "surrogateescape")).replace("/", "%")
+    base = f"{key}/instrument/positioners/{stem}"
+    if f"{base}.npy" in folder:
+        value = load(folder[f"{base}.npy"])
+        return value if value.ndim else float(value)
+    return text(folder[f"{base}.txt"]).rstrip("\n")
+
+
+def check_columns(path: Path, key: str, scan: object, t: dict[str, Node], labels: list[str]) -> None:
+    data = np.asarray(scan.data).T  # type: ignore[attr-defined]
+    if data.size == 0:
+        for label in labels:
+            stem = label.replace("/", "%")
+            assert load(t[f"{key}/measurement/{stem}.npy"]).size == 0
+        return
+    block = block_text(path, key)
+    seen: set[str] = set()
+    for j, label in enumerate(labels[: data.shape[1]]):
+        stem = label.replace("/", "%")
+        if stem in seen:
+            continue  # duplicates: silx serves the first column under the name
+        seen.add(stem)
+        ours = load(t[f"{key}/measurement/{stem}.npy"])
+        theirs = data[:, j]
+        assert ours.dtype == np.float64 and ours.shape == theirs.shape, (key, label)
+        differ = ~((ours == theirs) | (np.isnan(ours) & np.isnan(theirs)))
+        if differ.any():  # silx reads nan and words as 0; we give NaN
+            assert np.isnan(ours[differ]).all() and (theirs[differ] == 0).all(), (key, label)
+            assert re.search(rb"(?i)\bnan\b|\bNone\b", block), (key, label)
+
+
+@pytest.mark.parametrize("name", real_spec_names())
+def test_file_against_silx(real_data: Path, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+    path = real_data / "spec" / name
+    sf = silx_specfile.SpecFile(str(path))
+    root, t = open_tree(path)
+    assert list(root.children()) == sf.keys()
+    crlf = b"\r\n" in path.read_bytes()[:4096]
+    for key in sf.keys():
+        scan = sf[key]
+        assert isinstance(t[key], Directory)
+        # labels
+        ours_labels = [n[: -len(".npy")] for n in t[f"{key}/measurement"].children() if n.endswith(".npy")]  # type: ignore[attr-defined]
+        labels = [lb.rstrip("\r") if crlf else lb for lb in scan.labels]
+        n_decl = sp.numbers(sp.header_value(scan.scan_header and [ln.encode() for ln in scan.scan_header], b"N") or b"", 1)
+        if len(labels) == 1 and n_decl and n_decl[0] > 1 and len(labels[0].split()) == n_decl[0]:
+            labels = labels[0].split()  # a single-spaced #L line that #N confirms (silx: one label)
+        for label in dict.fromkeys(labels):
+            assert label.replace("/", "%") in ours_labels, (key, label)
+        check_columns(path, key, scan, t, labels)
+        # motors: ours against the #O/#P text, and that text against silx where silx is sane
+        names = [n.rstrip("\r") for n in scan.motor_names]
+        header = t[f"{key}/instrument/specfile/file_header.txt"]
+        pairs = motor_text(path, key, header)
+        silx_sane = len(names) == len(scan.motor_positions) and names == [n for n, _ in pairs]
+        first: dict[str, str] = {}
+        for name_, token in pairs:
+            first.setdefault(name_, token)
+        for i, (name_, token) in enumerate(pairs):
+            if first[name_] is not token:
+                continue
+            value = positioner(t, key, name_)
+            number = sp.to_float(token)
+            if isinstance(value, np.ndarray):  # a motor that is also a column is that column
+                assert name_ in labels and value.size
+            else:
+                assert value == (token if number is None else number), (key, name_)
+            if silx_sane and number is not None:
+                assert scan.motor_positions[i] == number, (key, name_)
+        if names and names != [""] and not silx_sane:  # silx is wrong (docstring); "#O0 " is no motor
+            assert path.name in {"lmn40.spe", "user6idd.dat", "silx_test_spech5_sftext.dat",
+                                 "data_reduction_example1_out.spec"}, (path.name, key)
+        check_mca(path, key, scan, t)
+
+
+def check_mca(path: Path, key: str, scan: object, t: dict[str, Node]) -> None:
+    mca = scan.mca  # type: ignore[attr-defined]
+    n = len(mca)
+    folders = sorted(p for p in t if re.fullmatch(rf"{re.escape(key)}/instrument/mca_\d+", p))
+    if not n:
+        assert not folders
+        return
+    k = len(folders)
+    assert k >= 1
+    for j in range(n):
+        a, row = j % k, j // k
+        data = load(t[f"{key}/instrument/mca_{a}/data.npy"])
+        if row < data.shape[0]:
+            spectrum = mca[j]
+            assert data[row, : spectrum.size].tolist() == spectrum.tolist(), (key, j)
+    for a in range(k):
+        calib = load(t[f"{key}/instrument/mca_{a}/calibration.npy"]).tolist()
+        try:
+            theirs = mca.calibration[0 if len(mca.channels) == 1 else a]
+        except (ValueError, AttributeError):
+            theirs = None
+        if theirs is not None:
+            assert calib == theirs
+        else:  # silx fails on "#@CALIB a b c mca1": the three numbers are the calibration
+            line = re.search(rb"#@CALIB ([^\n]*)", block_text(path, key))
+            assert line and calib == sp.numbers(line.group(1), 3)
+        channels = load(t[f"{key}/instrument/mca_{a}/channels.npy"])
+        nch = load(t[f"{key}/instrument/mca_{a}/data.npy"]).shape[1]
+        raw = mca.channels[0 if len(mca.channels) == 1 else a]
+        assert channels.shape == (nch,)
+        if len(raw) >= nch:
+            assert channels.tolist() == raw[:nch]
+
+
+def test_paths_are_silx_paths(real_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every dataset path of silx's HDF5-like view is a file in our tree (``.npy``/``.txt``)."""
+    spech5 = pytest.importorskip("silx.io.spech5")
+    caplog.set_level(logging.ERROR)
+    checked = 0
+    for path in spec_files(real_data):
+        try:
+            h5 = spech5.SpecH5(str(path))
+        except (AssertionError, ValueError):
+            continue  # 33id_spec.dat and issue109_data.txt: silx cannot build its view
+        _, t = open_tree(path)
+        crlf = b"\r\n" in path.read_bytes()[:4096]
+        for key in h5:
+            for group in ("measurement", "instrument/positioners", "instrument/specfile", "sample"):
+                if f"{key}/{group}" not in h5:
+                    continue
+                for name in h5[f"{key}/{group}"]:
+                    if name.startswith("mca_") or not name:
+                        continue
+                    clean = name.rstrip("\r") if crlf else name
+                    stem = f"{key}/{group}/{clean}"
+                    found = f"{stem}.npy" in t or f"{stem}.txt" in t
+                    if not found:
+                        assert group == "instrument/positioners", stem  # see the module docstring
+                    checked += found
+            for name in ("title", "start_time"):
+                assert f"{key}/{name}.txt" in t
+    assert checked > 1000
+
+
+def test_start_time_and_title(real_data: Path) -> None:
+    _, t = open_tree(real_data / "spec" / "silx_test_spech5_sftext.dat")
+    assert text(t["25.1/start_time.txt"]) == "2015-03-14T03:53:50\n"
+    assert text(t["1.1/title.txt"]) == "ascan  ss1vo -4.55687 -0.556875  40 0.2\n"
+    _, t = open_tree(real_data / "spec" / "spec_from_spock.spc")
+    assert text(t["1.1/start_time.txt"]) == "2017-09-15T09:39:10Z\n"  # silx leaves the epoch
+
+
+def test_quirky_files(real_data: Path) -> None:
+    spec = real_data / "spec"
+    _, t = open_tree(spec / "CdSe")  # aborted scan with malformed lines: still listed
+    assert load(t["92.1/measurement/HerixE.npy"]).shape == (19,)
+    assert t["92.1"].xattrs()["user.skipped_lines"] == b"2"
+    _, t = open_tree(spec / "issue109_data.txt")  # a 6000-column row, a comment in the data
+    widths = [load(n).shape for p, n in t.items() if p.startswith("25.1/measurement/") and p.endswith(".npy")]
+    assert widths and all(w == widths[0] for w in widths)
+    assert load(t["11.1/measurement/Energy.npy"]).shape == (61,)
+    _, t = open_tree(spec / "data_reduction_example1_out.spec")  # scan 0, words in #P
+    assert text(t["0.1/instrument/positioners/scntype.txt"]) == "elastic\n"
+    assert float(load(t["0.1/instrument/positioners/y_imin.npy"])) == 65
+    _, t = open_tree(spec / "33bm_spec.dat")  # a 10,201-point mesh
+    assert max(load(n).shape[0] for p, n in t.items() if p.endswith("measurement/H.npy")) == 10201
+    _, t = open_tree(spec / "33id_spec.dat")  # @A spectra continued with backslashes
+    assert load(t["26.1/instrument/mca_0/data.npy"]).shape == (124, 91)
+    _, t = open_tree(spec / "user6idd.dat")
+    assert float(load(t["2.1/instrument/positioners/Chi.npy"])) == 90
+    assert os.path.basename(next(iter(p for p in t if p.startswith("2.1/measurement/")))) == "dummy.npy"
