@@ -96,7 +96,9 @@ def parse_txt(text: bytes, dtype: np.dtype) -> np.ndarray:
     fields = text.split()
     if dtype.kind == "c":
         parts = np.array([float(f) for f in fields])
-        return (parts[0::2] + 1j * parts[1::2]).astype(dtype)
+        out = np.empty(len(parts) // 2, dtype)
+        out.real, out.imag = parts[0::2], parts[1::2]
+        return out
     if dtype.kind == "f":
         return np.array([float(f) for f in fields]).astype(dtype)
     if dtype.kind == "b":

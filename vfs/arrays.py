@@ -144,7 +144,8 @@ class ChunkedSource(ArraySource):
         for index in chunks_of_box(start, extent, self.chunks):
             data = self.chunk(index)
             in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
-            out[in_box] = data[(*in_chunk, Ellipsis)]
+            key: tuple[Any, ...] = (*in_chunk, Ellipsis)  # keeps 0-d chunks arrays
+            out[in_box] = data[key]
 
 
 class WholeSource(ChunkedSource):

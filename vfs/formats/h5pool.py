@@ -17,7 +17,7 @@ import h5py  # noqa: E402
 try:  # registers bitshuffle/LZ4, Blosc, Blosc2, Zstd, ... with HDF5
     import hdf5plugin  # noqa: F401,E402
 except ImportError:  # pragma: no cover - a dependency, but keep plain HDF5 working
-    hdf5plugin = None
+    hdf5plugin = None  # type: ignore[assignment]
 
 H5_LOCK = threading.RLock()
 

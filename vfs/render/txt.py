@@ -65,7 +65,18 @@ def _unicode_cells(width: int) -> CellFn:
     return cells
 
 
-def _join(parts: list[tuple[int, CellFn, Callable[[np.ndarray], np.ndarray]]]) -> tuple[int, CellFn]:
+Pick = Callable[[np.ndarray], np.ndarray]
+
+
+def _pick_element(k: int) -> Pick:
+    return lambda v: v.reshape(len(v), -1)[:, k]
+
+
+def _pick_field(name: str) -> Pick:
+    return lambda v: v[name]
+
+
+def _join(parts: list[tuple[int, CellFn, Pick]]) -> tuple[int, CellFn]:
     """Cells side by side, one space apart; each part picks its values from the input."""
     width = sum(w for w, _, _ in parts) + len(parts) - 1
 
@@ -87,12 +98,12 @@ def cell_format(dtype: np.dtype[Any]) -> tuple[int, CellFn]:
         base, sub = dtype.subdtype
         w, fn = cell_format(base)
         count = int(np.prod(sub))
-        return _join([(w, fn, (lambda v, k=k: v.reshape(len(v), -1)[:, k])) for k in range(count)])
+        return _join([(w, fn, _pick_element(k)) for k in range(count)])
     if dtype.names:
-        parts = []
+        parts: list[tuple[int, CellFn, Pick]] = []
         for name in dtype.names:
             w, fn = cell_format(dtype.fields[name][0])  # type: ignore[index]
-            parts.append((w, fn, (lambda v, name=name: v[name])))
+            parts.append((w, fn, _pick_field(name)))
         return _join(parts)
     if kind == "b":
         return 1, _percent_cells("%1d", 1, lambda v: v.astype(np.uint8).tolist())
@@ -107,7 +118,9 @@ def cell_format(dtype: np.dtype[Any]) -> tuple[int, CellFn]:
         return 29, _longdouble_cells(29)
     if kind == "c":
         w, fn = cell_format(np.dtype(f"f{isz // 2}"))
-        return _join([(w, fn, lambda v: v.real), (w, fn, lambda v: v.imag)])
+        real: Pick = lambda v: v.real  # noqa: E731
+        imag: Pick = lambda v: v.imag  # noqa: E731
+        return _join([(w, fn, real), (w, fn, imag)])
     if kind in "SV":
         return isz, _bytes_cells(isz)
     if kind == "U":
