@@ -42,7 +42,7 @@ def test_background_mount_and_fusermount(tmp_path):
     mnt.mkdir()
     (src / "a.txt").write_text("hello\n")
     try:
-        subprocess.run([*VFS, "mount", str(src), str(mnt), "--log-file", str(tmp_path / "log")],
+        subprocess.run([*VFS, "mount", str(src), str(mnt), "--log-file", str(tmp_path / "log"), "-o", "allow_other"],
                        check=True, timeout=60)
         assert os.path.ismount(mnt)
         assert (mnt / "a.txt").read_text() == "hello\n"
@@ -51,7 +51,9 @@ def test_background_mount_and_fusermount(tmp_path):
     assert not os.path.ismount(mnt)
 
 
-def test_sigterm_on_foreground_mount_unmounts(tmp_path):
+@pytest.fixture
+def foreground(tmp_path):
+    """A foreground ``vfs mount`` of an empty folder: (process, mountpoint), cleaned up."""
     require_fuse()
     src, mnt = tmp_path / "src", tmp_path / "mnt"
     src.mkdir()
@@ -59,30 +61,28 @@ def test_sigterm_on_foreground_mount_unmounts(tmp_path):
     proc = subprocess.Popen([*VFS, "mount", str(src), str(mnt), "-f"], stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: os.path.ismount(mnt))
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        assert not os.path.ismount(mnt)
+        yield proc, src, mnt
     finally:
         unmount(mnt)
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
 
 
-def test_stale_mountpoint_is_reported_with_the_fix(tmp_path):
-    require_fuse()
-    src, mnt = tmp_path / "src", tmp_path / "mnt"
-    src.mkdir()
-    mnt.mkdir()
-    proc = subprocess.Popen([*VFS, "mount", str(src), str(mnt), "-f"], stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for(lambda: os.path.ismount(mnt))
-        proc.kill()
-        proc.wait()
-        res = subprocess.run([*VFS, "mount", str(src), str(mnt)], capture_output=True, text=True, timeout=60)
-        assert res.returncode != 0
-        assert f"fusermount3 -u {mnt}" in res.stderr
-    finally:
-        unmount(mnt)
+def test_sigterm_on_foreground_mount_unmounts(foreground):
+    proc, _, mnt = foreground
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert not os.path.ismount(mnt)
+
+
+def test_stale_mountpoint_is_reported_with_the_fix(foreground):
+    proc, src, mnt = foreground
+    proc.kill()
+    proc.wait()
+    res = subprocess.run([*VFS, "mount", str(src), str(mnt)], capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert f"fusermount3 -u {mnt}" in res.stderr
 
 
 def test_five_thousand_files_with_find_and_cat(tmp_path):
