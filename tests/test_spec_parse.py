@@ -111,9 +111,13 @@ def test_extend_index_matches_a_fresh_index() -> None:
     for cut in range(0, len(data), 7):
         for cut2 in (cut + 5, cut + 60, len(data)):
             first = sp.build_index(data, cut)
-            grown = sp.extend_index(first, data, min(cut2, len(data)))
-            fresh = sp.build_index(data, min(cut2, len(data)))
-            assert grown == fresh
+            end = min(cut2, len(data))
+            fresh = sp.build_index(data, end)
+            assert sp.extend_index(first, data, end) == fresh
+            restart = sp.restart_offset(first)
+            if restart:  # only the bytes from the last block on are needed
+                base = restart - restart % 5
+                assert sp.extend_index(first, data[base:], end, base) == fresh
 
 
 # -- one scan ----------------------------------------------------------------------------

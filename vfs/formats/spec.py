@@ -44,6 +44,7 @@ def probe(path: str, ctx: Context) -> None:
 
 
 def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Directory:
+    """The file's folder (the registry's entry point): the index is built here, once."""
     return SpecRoot(path, st, ctx, ino)
 
 
@@ -100,6 +101,25 @@ class McaSource(ChunkedSource):
         return row
 
 
+class ColumnSource(ArraySource):
+    """One column of a scan, converted from text the first time it is read."""
+
+    def __init__(self, table: sp.Table, j: int, label: str) -> None:
+        n = table.npoints if table.ncols else 0
+        super().__init__((n,), np.dtype(np.float64), (max(n, 1),), label)
+        self.table = table
+        self.j = j
+
+    def values(self) -> np.ndarray:
+        return self.table.column(self.j) if self.table.ncols else np.empty(0, np.float64)
+
+    def fill_box(self, start: tuple[int, ...], extent: tuple[int, ...], out: np.ndarray) -> None:
+        out[...] = self.values()[start[0] : start[0] + extent[0]]
+
+    def read_flat(self, a: int, b: int) -> np.ndarray:
+        return self.values()[max(a, 0) : b]
+
+
 class SpecRoot(Directory):
     """The file's folder: one sub-folder per scan, keyed ``N.M`` as silx keys them."""
 
@@ -113,24 +133,30 @@ class SpecRoot(Directory):
         self.build = next(_builds)
         self._scans: dict[tuple[int, int], ScanFolder] = {}
         size = st.st_size
-        self.index, self._tail = self._map(size, lambda data: self._indexed(sp.build_index(data, size), data))
+        self.index = self._map(size, 0, lambda data, base: sp.build_index(data, size))
+        self._tail = self._tail_crc(self.index.end)
         self._update(st.st_mtime_ns)
 
-    def _map(self, size: int, fn: Callable[[sp.Text], T]) -> T:
-        """Run ``fn`` on the file's bytes (an mmap: nothing is read that is not looked at)."""
-        if size == 0:
-            return fn(b"")
+    def _map(self, size: int, start: int, fn: Callable[[sp.Text, int], T]) -> T:
+        """Run ``fn(bytes, base)`` on the file's bytes from ``start`` (rounded down to ``base``).
+
+        An mmap with its pages faulted in bulk: one pass, nothing copied, and appends
+        map only the part that is new.
+        """
+        if size <= start:
+            return fn(b"", start)
         with open(self.path, "rb") as fh:
             st = os.fstat(fh.fileno())
             if (st.st_dev, st.st_ino) != (self.view.dev, self.view.inode) or st.st_size < size:
                 raise Unreadable(f"{self.path}: changed while indexing")
-            with mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as mm:
-                return fn(mm)
+            base = start - start % mmap.ALLOCATIONGRANULARITY
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            with mmap.mmap(fh.fileno(), size - base, flags=flags, prot=mmap.PROT_READ, offset=base) as mm:
+                return fn(mm, base)
 
-    @staticmethod
-    def _indexed(index: sp.SpecIndex, data: sp.Text) -> tuple[sp.SpecIndex, int]:
-        """The index with a checksum of its last indexed bytes (to prove later growth is append-only)."""
-        return index, zlib.crc32(data[max(index.end - TAIL, 0) : index.end])
+    def _tail_crc(self, end: int) -> int:
+        """Checksum of the last indexed bytes: later growth must leave them as they are."""
+        return zlib.crc32(self.view.read(max(end - TAIL, 0), min(end, TAIL))) if end else 0
 
     def _update(self, mtime_ns: int) -> None:
         """Children from the index; scans whose bytes did not move keep their folder."""
@@ -159,10 +185,11 @@ class SpecRoot(Directory):
             return False
         size = st.st_size
         try:
-            before = self.view.read(max(end - TAIL, 0), min(end, TAIL)) if end else b""
-            if zlib.crc32(before) != self._tail:
+            if self._tail_crc(end) != self._tail:
                 return False
-            index, tail = self._map(size, lambda data: self._indexed(sp.extend_index(self.index, data, size), data))
+            old = self.index
+            index = self._map(size, sp.restart_offset(old), lambda data, base: sp.extend_index(old, data, size, base))
+            tail = self._tail_crc(index.end)
         except (OSError, ValueError):
             return False
         self.mtime_ns = st.st_mtime_ns
@@ -269,7 +296,7 @@ class ScanBuilder:
         self.block = block
         self.header = header
         self.mtime = folder.mtime_ns
-        self.columns: list[tuple[str, str, MemorySource]] = []  # (label, file stem, source)
+        self.columns: list[tuple[str, str, ColumnSource]] = []  # (label, file stem, source)
         self.mca_suffixes: list[str] = []
 
     def ino(self, *path: object) -> int:
@@ -309,17 +336,16 @@ class ScanBuilder:
     # -- measurement ------------------------------------------------------------------
     def make_columns(self) -> None:
         """One float64 array per column: named by ``#L``, ``column_<j>`` where unlabelled."""
-        scan = self.scan
-        ncols = scan.data.shape[1]
-        labels = scan.labels
+        table = self.scan.table
+        ncols = table.ncols
+        labels = self.scan.labels
         if ncols and len(labels) > ncols:
             log_once(f"spec-labels:{self.root.path}:{self.folder.key}",
                      f"{self.root.path}: scan {self.folder.key}: {len(labels)} labels but {ncols} data columns; "
                      "labels without a column are not shown")
         for j in range(ncols if ncols else len(labels)):
             label = labels[j] if j < len(labels) and labels[j] else f"column_{j}"
-            column = np.ascontiguousarray(scan.data[:, j]) if ncols else np.empty(0, np.float64)
-            source = MemorySource(column, f"{self.root.path}::{self.folder.key}/measurement/{label}")
+            source = ColumnSource(table, j, f"{self.root.path}::{self.folder.key}/measurement/{label}")
             self.columns.append((label, safe_name(label, f"column_{j}"), source))
 
     def measurement(self) -> Directory:
@@ -351,8 +377,8 @@ class ScanBuilder:
 
     def positioners(self) -> Directory:
         entries = Entries()
-        by_label: dict[str, MemorySource] = {}
-        if self.scan.data.shape[0]:
+        by_label: dict[str, ColumnSource] = {}
+        if self.scan.table.npoints:
             for label, _, source in self.columns:
                 by_label.setdefault(label, source)
         for i, (name, value) in enumerate(self.scan.motors):
@@ -444,7 +470,7 @@ class ScanBuilder:
     def data_text(self) -> bytes:
         """The table with a ``#L`` line of labels: numpy.loadtxt, gnuplot and awk read it."""
         names = "  ".join(label for label, _, _ in self.columns)
-        rows = self.scan.data.tolist() if self.scan.data.shape[1] else []
+        rows = self.scan.data.tolist() if self.scan.table.ncols else []
         body = "".join(" ".join(map(repr, row)) + "\n" for row in rows)
         return (f"#L {names}\n" + body).encode("utf-8", "surrogateescape")
 
