@@ -260,3 +260,13 @@ def test_sniff(tmp_path: Path) -> None:
     assert sniff.is_edf(str(text), sniff.read_head(str(text)))  # looks like EDF: probe refuses it
     with pytest.raises(ValueError):
         probe(str(text), Context(root=str(tmp_path)))
+
+
+def test_external_binary_file(tmp_path: Path) -> None:
+    data = sample((6, 5), "i2")
+    (tmp_path / "pixels.bin").write_bytes(b"x" * 16 + data.tobytes())
+    keys = {"EDF_BinaryFileName": "/elsewhere/pixels.bin", "EDF_BinaryFilePosition": 16}
+    block = frame_block(data, keys, size_key=False).replace(b"Image = 1 ;", b"Image = 1 ;\nEDF_BinarySize = 0 ;")
+    block = block[: -data.nbytes]  # the data are in pixels.bin, next to the EDF file
+    model = assert_matches_fabio(write_edf(tmp_path / "ext.edf", [block]))
+    assert model.index.frames[0].external == (str(tmp_path / "pixels.bin"), 16)

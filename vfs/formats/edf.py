@@ -52,7 +52,7 @@ class EdfModel:
             self.stream = CompressedStream(path, kind, self.key, ChunkCache(PROBE_BLOCK * 4), path, PROBE_BLOCK)
         elif kind:
             self.stream = CompressedStream(path, kind, self.key, ctx.cache, path)
-        self.index = EdfIndex(self.stream, path, path)
+        self.index = EdfIndex(self.stream, path, path, check_data=not probing)
 
     # -- ImageModel ----------------------------------------------------------------------
     def count(self) -> int:

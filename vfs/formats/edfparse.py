@@ -96,7 +96,7 @@ def _dtype(code: str, order: str) -> np.dtype[Any]:
     key = (code, order)
     if key not in _DTYPES:
         dt = np.dtype(code)
-        _DTYPES[key] = dt.newbyteorder(order) if dt.itemsize > 1 else dt
+        _DTYPES[key] = dt.newbyteorder(">" if order == ">" else "<") if dt.itemsize > 1 else dt
     return _DTYPES[key]
 
 
@@ -187,10 +187,11 @@ class _Window:
 class EdfIndex:
     """The frames of one EDF stream, indexed on demand and at most once."""
 
-    def __init__(self, stream: Stream, path: str, label: str) -> None:
+    def __init__(self, stream: Stream, path: str, label: str, check_data: bool = True) -> None:
         self.stream = stream
         self.path = path
         self.label = label
+        self.check_data = check_data  # False: headers only (a probe need not decompress data)
         self.frames: list[Frame] = []
         self.general: dict[str, str] | None = None
         self.general_raw: bytes | None = None
@@ -266,7 +267,7 @@ class EdfIndex:
         keys = parse_keys(raw)
         if "EDF_DataFormatVersion" in keys and not self.frames and self.general is None:
             self.general, self.general_raw = keys, raw
-            self._pos = data_offset + _int_or(keys.get("EDF_BinarySize"), 0)
+            self._pos = data_offset + (_int_or(keys.get("EDF_BinarySize"), 0) or 0)
             return None
         frame = self._layout(len(self.frames), pos, data_offset, raw, self.merged(keys))
         self.frames.append(frame)
@@ -282,9 +283,9 @@ class EdfIndex:
         rank = max((int(k[4:]) for k in caps if k.startswith("DIM_") and k[4:].isdecimal()), default=0)
         shape = []
         for i in range(rank, 0, -1):
-            key = caps.get(f"DIM_{i}")
+            dim_key = caps.get(f"DIM_{i}")
             try:
-                shape.append(nice_int(keys[key]) if key else (0 if i == 1 else 1))
+                shape.append(nice_int(keys[dim_key]) if dim_key else (0 if i == 1 else 1))
             except ValueError:
                 shape.append(0)
                 log_once(f"dim:{self.label}:{i}", f"{self.label}: frame {index}: Dim_{i} is not a number")
@@ -305,7 +306,7 @@ class EdfIndex:
         if blob is None:
             blob = self._measure_blob(frame) if compression in ("gzip", "zlib", "bz2") else frame.nbytes
         frame.blob_size = max(blob, 0)
-        if frame.blob_size and not self._window.get(data_offset + frame.blob_size - 1, 1):
+        if self.check_data and frame.blob_size and not self._window.get(data_offset + frame.blob_size - 1, 1):
             frame.truncated = True
         if frame.problem:
             log_once(f"edfproblem:{self.label}:{frame.problem}",

@@ -60,11 +60,12 @@ def accepts(path: str, ctx: Context) -> bool:
     if inner is not None:
         head = inner
     ext = _extension(path)
-    from fabio.openimage import _do_magic  # imported only when the backend is on
-
+    fmt: str | None = None
     try:
-        fmt: str | None = _do_magic(head[:18], os.path.basename(path))
-    except Exception:
+        from fabio.openimage import _do_magic  # fabio's own magic-number table
+
+        fmt = _do_magic(head[:18], os.path.basename(path))
+    except Exception:  # no match (or a fabio without it): the extension decides
         fmt = None
     if fmt in EXCLUDED:
         return False

@@ -38,12 +38,13 @@ from vfs.logutil import log_once
 from vfs.nodes import BytesFile, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.render import Rendering
 from vfs.render.edf import EdfRendering, edf_header, edf_supported
-from vfs.render.files import BrokenFile, RenderedFile, add_array_files
+from vfs.render.files import BrokenFile, add_array_files
 from vfs.render.npy import NpyRendering, npy_supported
 from vfs.render.txt import TxtRendering, txt_supported
 
 DETECTOR = "scan_0/instrument/detector_0"
 MAX_XATTR_VALUE = 65536
+MAX_XATTR_LIST = 65536
 
 
 class ImageModel(Protocol):
@@ -70,12 +71,17 @@ def file_name(key: str) -> str:
 
 
 def header_xattrs(keys: Mapping[str, str]) -> dict[str, bytes]:
+    """``user.<key>`` for each header key that fits the kernel's xattr limits (names of
+    255 bytes, values of 64 KiB, 64 KiB for the list of names)."""
     out = {}
+    listed = 0
     for key, value in keys.items():
         name = "user." + key.replace("\0", "")
+        size = len(name.encode("utf-8", "surrogateescape")) + 1
         data = value.encode("utf-8", "surrogateescape")
-        if len(name.encode("utf-8", "surrogateescape")) <= 255 and len(data) <= MAX_XATTR_VALUE:
+        if size <= 256 and len(data) <= MAX_XATTR_VALUE and listed + size <= MAX_XATTR_LIST:
             out[name] = data
+            listed += size
     return out
 
 
