@@ -174,12 +174,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vfs-bench-edf"))
     parser.add_argument("--no-silx", action="store_true", help="skip silx (it loads the whole stack in memory)")
     parser.add_argument("--no-gzip", action="store_true", help="skip the gzip part")
-    parser.add_argument("--malloc-tuning", action="store_true",
-                        help="run the mount with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised (see "
-                             "docs/edf.md): fresh 1 MiB buffers then stop costing page faults")
     args = parser.parse_args()
-    if args.malloc_tuning:
-        os.environ.update(MALLOC_MMAP_THRESHOLD_="16777216", MALLOC_TRIM_THRESHOLD_="268435456")
     work = args.workdir / str(args.frames)
     (work / "plain").mkdir(parents=True, exist_ok=True)
     (work / "gzip").mkdir(parents=True, exist_ok=True)
