@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Choose the FUSE binding by measurement.
+
+A minimal read-only filesystem written against the fusepy API serves one virtual file
+(``/data``, 1 GiB by default) from a bytes buffer preallocated in memory, so the figures
+are those of the binding and the kernel, not of any data source. It runs in a subprocess
+with each of:
+
+* fusepy on libfuse 2 (``import fuse``),
+* mfusepy on libfuse 2 (``FUSE_LIBRARY_NAME=fuse``),
+* mfusepy on libfuse 3 (``FUSE_LIBRARY_NAME=fuse3``),
+
+each once with the mount's default read-ahead and once with
+``/sys/class/bdi/<major>:<minor>/read_ahead_kb`` raised to 1024 (what vfs/mount.py does).
+
+Per configuration it prints the sequential read throughput (``os.read`` of 1 MiB blocks,
+page cache dropped first) as GiB/s and as a ratio to reading a plain file of the same
+size from the page cache the same way, the largest request the read callback received,
+and the median 4 KiB random-read latency, also as a ratio to the same random read of the
+plain file in page cache. Every baseline is measured in the same run.
+
+Run as root (dropping caches and writing read_ahead_kb need it)::
+
+    python scripts/bench_binding.py            # 1 GiB file, 3 passes
+    python scripts/bench_binding.py --quick    # 256 MiB file, 1 pass
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes.util
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+MiB = 1 << 20
+GiB = 1 << 30
+BLOCK = MiB
+STATS_SIZE = 4096
+RAISED_KB = 1024
+
+BINDINGS = {
+    # name: (module, FUSE_LIBRARY_NAME or None, libfuse shown)
+    "fusepy": ("fuse", None, "2"),
+    "mfusepy-fuse2": ("mfusepy", "fuse", "2"),
+    "mfusepy-fuse3": ("mfusepy", "fuse3", "3"),
+}
+
+
+# --------------------------------------------------------------------------- server
+def serve(binding: str, size: int, mountpoint: str) -> None:
+    """Run the in-memory filesystem in the foreground (this is the subprocess)."""
+    module, _, _ = BINDINGS[binding]
+    fuse = __import__(module)
+    import errno
+    import stat
+
+    import numpy as np
+
+    data = np.random.default_rng(1).bytes(size)  # real pages, not the shared zero page
+    sizes: Counter[int] = Counter()
+    lock = threading.Lock()
+    now = time.time()
+
+    def stats_bytes() -> bytes:
+        with lock:
+            text = json.dumps({str(k): v for k, v in sizes.items()}).encode()
+        return text.ljust(STATS_SIZE)[:STATS_SIZE]
+
+    class MemFS(fuse.Operations):  # type: ignore[name-defined]
+        def getattr(self, path, fh=None):
+            base = {"st_uid": 0, "st_gid": 0, "st_mtime": now, "st_ctime": now, "st_atime": now}
+            if path == "/":
+                return dict(base, st_mode=stat.S_IFDIR | 0o555, st_nlink=2)
+            if path == "/data":
+                return dict(base, st_mode=stat.S_IFREG | 0o444, st_nlink=1, st_size=size)
+            if path == "/stats":
+                return dict(base, st_mode=stat.S_IFREG | 0o444, st_nlink=1, st_size=STATS_SIZE)
+            raise fuse.FuseOSError(errno.ENOENT)
+
+        def readdir(self, path, fh):
+            return [".", "..", "data", "stats"]
+
+        def open(self, path, flags):
+            return 0
+
+        def read(self, path, length, offset, fh):
+            if path == "/stats":
+                return stats_bytes()[offset:offset + length]
+            with lock:
+                sizes[length] += 1
+            return data[offset:offset + length]
+
+    fuse.FUSE(MemFS(), mountpoint, foreground=True, ro=True)
+
+
+# --------------------------------------------------------------------------- helpers
+def drop_caches() -> None:
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as fh:
+        fh.write("3")
+
+
+def seq_read(path: str, block: int = BLOCK) -> tuple[float, int]:
+    """Seconds to read ``path`` start to end with os.read(block), and the bytes read."""
+    fd = os.open(path, os.O_RDONLY)
+    total = 0
+    t0 = time.perf_counter()
+    try:
+        while True:
+            chunk = os.read(fd, block)
+            if not chunk:
+                break
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t0, total
+
+
+def random_reads(path: str, size: int, count: int, seed: int = 7) -> list[float]:
+    """Latency (seconds) of ``count`` 4 KiB preads at distinct random aligned offsets."""
+    pages = size // 4096
+    offsets = [p * 4096 for p in random.Random(seed).sample(range(pages), count)]
+    fd = os.open(path, os.O_RDONLY)
+    out = []
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for off in offsets:
+            t0 = time.perf_counter()
+            os.pread(fd, 4096, off)
+            out.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+    return out
+
+
+def bdi_path(mountpoint: str) -> str:
+    dev = os.stat(mountpoint).st_dev
+    return f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+
+
+def request_sizes(mountpoint: str) -> Counter[int]:
+    text = Path(mountpoint, "stats").read_bytes().strip()
+    return Counter({int(k): v for k, v in json.loads(text).items()})
+
+
+def plain_file(folder: Path, size: int) -> Path:
+    """A plain file of ``size`` random bytes (kept between runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"plain-{size >> 20}M.bin"
+    if not path.exists() or path.stat().st_size != size:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            for _ in range(size // (64 * MiB)):
+                fh.write(rng.bytes(64 * MiB))
+            fh.write(rng.bytes(size % (64 * MiB)))
+        tmp.rename(path)
+    return path
+
+
+def unmount(mountpoint: str, libfuse: str) -> None:
+    tool = "fusermount3" if libfuse == "3" else "fusermount"
+    for args in ([tool, "-u", mountpoint], [tool, "-uz", mountpoint]):
+        if not os.path.ismount(mountpoint):
+            return
+        subprocess.run(args, capture_output=True, timeout=30)
+        for _ in range(100):
+            if not os.path.ismount(mountpoint):
+                return
+            time.sleep(0.05)
+
+
+def available(binding: str) -> str | None:
+    """Why this binding cannot run here, or None."""
+    module, lib, libfuse = BINDINGS[binding]
+    if not ctypes.util.find_library("fuse3" if libfuse == "3" else "fuse"):
+        return f"libfuse{libfuse} not found"
+    if not shutil.which("fusermount3" if libfuse == "3" else "fusermount"):
+        return "fusermount missing"
+    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                           env=dict(os.environ, **({"FUSE_LIBRARY_NAME": lib} if lib else {})))
+    if probe.returncode:
+        return f"cannot import {module}"
+    return None
+
+
+# --------------------------------------------------------------------------- one configuration
+def measure(binding: str, raise_ra: bool, size: int, passes: int, nrandom: int, work: Path) -> dict:
+    module, lib, libfuse = BINDINGS[binding]
+    mnt = work / f"mnt-{binding}"
+    mnt.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop("FUSE_LIBRARY_NAME", None)
+    if lib:
+        env["FUSE_LIBRARY_NAME"] = lib
+    log = open(work / f"{binding}.log", "wb")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", binding, "--size", str(size), str(mnt)],
+                            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.ismount(mnt):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{binding} did not mount; see {work / (binding + '.log')}")
+            time.sleep(0.05)
+        bdi = bdi_path(str(mnt))
+        default_kb = int(Path(bdi).read_text())
+        if raise_ra:
+            Path(bdi).write_text(str(RAISED_KB))
+        ra_kb = int(Path(bdi).read_text())
+        data = str(mnt / "data")
+        before = request_sizes(str(mnt))
+        speeds = []
+        for _ in range(passes):
+            drop_caches()
+            secs, n = seq_read(data)
+            if n != size:
+                raise RuntimeError(f"{binding}: read {n} bytes of {size}")
+            speeds.append(n / secs)
+        seq_sizes = request_sizes(str(mnt)) - before
+        before = request_sizes(str(mnt))
+        lat = []
+        for k in range(passes):
+            drop_caches()
+            lat += random_reads(data, size, nrandom, seed=7 + k)
+        rnd_sizes = request_sizes(str(mnt)) - before
+        reached = sum(rnd_sizes.values())
+    finally:
+        unmount(str(mnt), libfuse)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    return {
+        "binding": binding, "libfuse": libfuse, "default_ra_kb": default_kb, "ra_kb": ra_kb,
+        "gibs": statistics.median(speeds) / GiB, "max_req": max(seq_sizes) if seq_sizes else 0,
+        "rand_med": statistics.median(lat), "rand_p99": sorted(lat)[int(0.99 * (len(lat) - 1))],
+        "rand_reached": reached, "rand_count": len(lat),
+        "rand_max_req": max(rnd_sizes) if rnd_sizes else 0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="256 MiB file, one pass")
+    parser.add_argument("--size-mb", type=int, help="size of the virtual file in MiB (default 1024)")
+    parser.add_argument("--passes", type=int, help="sequential passes per configuration (median kept)")
+    parser.add_argument("--data", default="/tmp/vfs-bench-data", help="folder for the plain baseline file")
+    parser.add_argument("--only", default="", help="comma-separated bindings to run: " + ",".join(BINDINGS))
+    parser.add_argument("--serve", metavar="BINDING", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("mountpoint", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.size, args.mountpoint)
+        return 0
+    if os.geteuid() != 0:
+        print("bench_binding: run as root (drop_caches and read_ahead_kb need it)", file=sys.stderr)
+        return 2
+
+    size = (args.size_mb or (256 if args.quick else 1024)) * MiB
+    passes = args.passes or (1 if args.quick else 3)
+    nrandom = 500 if args.quick else 1000
+    bindings = [b for b in (args.only.split(",") if args.only else BINDINGS) if b]
+
+    # baselines: the same reads of a plain file in page cache
+    plain = str(plain_file(Path(args.data), size))
+    seq_read(plain)
+    base_speed = statistics.median(size / seq_read(plain)[0] for _ in range(max(passes, 3)))
+    random_reads(plain, size, nrandom)
+    base_lat = statistics.median(random_reads(plain, size, nrandom))
+    print(f"FUSE binding benchmark: one {size >> 20} MiB file served from memory, os.read({BLOCK >> 20} MiB), "
+          f"{passes} pass(es), median; {nrandom} random 4 KiB preads per pass")
+    print(f"baseline: plain {size >> 20} MiB file in page cache: {base_speed / GiB:.2f} GiB/s sequential, "
+          f"{base_lat * 1e6:.2f} us per random 4 KiB pread")
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vfs-bench-binding-") as tmp:
+        for binding in bindings:
+            problem = available(binding)
+            if problem:
+                print(f"{binding}: skipped ({problem})")
+                continue
+            for raise_ra in (False, True):
+                rows.append(measure(binding, raise_ra, size, passes, nrandom, Path(tmp)))
+
+    head = ("binding", "libfuse", "read_ahead_kb", "seq GiB/s", "x page cache", "max request",
+            "4K rand median", "x page cache", "4K rand p99", "rand request")
+    table = [head]
+    for r in rows:
+        table.append((r["binding"], r["libfuse"], f"{r['ra_kb']}" + (" (default)" if r["ra_kb"] == r["default_ra_kb"] else ""),
+                      f"{r['gibs']:.2f}", f"{r['gibs'] * GiB / base_speed:.3f}x", f"{r['max_req'] >> 10} KiB",
+                      f"{r['rand_med'] * 1e6:.1f} us", f"{r['rand_med'] / base_lat:.0f}x", f"{r['rand_p99'] * 1e6:.1f} us",
+                      f"{r['rand_max_req'] >> 10} KiB"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    print()
+    for k, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    for r in rows:
+        if r["rand_reached"] < r["rand_count"]:
+            print(f"note: {r['binding']} ra={r['ra_kb']}: only {r['rand_reached']} of {r['rand_count']} random reads "
+                  "reached the callback")
+    if rows:
+        best = max(rows, key=lambda r: r["gibs"])
+        print(f"\nfastest sequential: {best['binding']} (libfuse {best['libfuse']}) with read_ahead_kb={best['ra_kb']}: "
+              f"{best['gibs'] * GiB / base_speed:.3f}x the page-cache read, requests up to {best['max_req'] >> 10} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
