@@ -61,14 +61,16 @@ def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 
     log_file = log_file or mountpoint.parent / f"{mountpoint.name}.log"
     cmd = [sys.executable, "-m", "vfs", "mount", str(source), str(mountpoint), "-f",
            "--log-file", str(log_file), *extra]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out_file = log_file.with_suffix(".out")
+    out = open(out_file, "wb")  # a file, not a pipe: a chatty mount can never block on it
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while not os.path.ismount(mountpoint):
             if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                text = out_file.read_text(errors="replace")
                 log = log_file.read_text(errors="replace") if log_file.exists() else ""
-                raise RuntimeError(f"vfs exited with {proc.returncode}:\n{out}\n{log}")
+                raise RuntimeError(f"vfs exited with {proc.returncode}:\n{text}\n{log}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{mountpoint} not mounted after {timeout} s")
             time.sleep(0.05)
@@ -84,8 +86,7 @@ def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        out.close()
 
 
 def stats(mountpoint: Path) -> dict:

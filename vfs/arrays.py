@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
@@ -28,6 +29,9 @@ from vfs.cache import ChunkCache
 from vfs.errors import Unreadable, VfsError
 from vfs.logutil import log_once
 from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
+
+
+_local = threading.local()  # the file a RawSource read has open, per thread
 
 
 class ArraySource:
@@ -197,15 +201,32 @@ class RawSource(ArraySource):
         self.fill = fill
         self._chunk_strides = strides_of(self.chunks)
 
-    def _pread(self, offset: int, length: int) -> bytes:
+    def _open(self) -> int:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            return os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise Unreadable(f"{self.label}: cannot open {self.path}: {exc.strerror}") from exc
+
+    def read_flat(self, a: int, b: int) -> np.ndarray:
+        """As the base class, with the file opened once for all the pieces of this read."""
+        if getattr(_local, "fd", None) is not None:
+            return super().read_flat(a, b)
+        _local.fd = self._open()
+        try:
+            return super().read_flat(a, b)
+        finally:
+            os.close(_local.fd)
+            _local.fd = None
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        shared: int | None = getattr(_local, "fd", None)
+        own = shared is None
+        fd = self._open() if shared is None else shared
         try:
             data = os.pread(fd, length, offset)
         finally:
-            os.close(fd)
+            if own:
+                os.close(fd)
         if len(data) != length:
             message = f"{self.label}: file ends at {offset + len(data)}, data need {offset + length} (truncated?)"
             log_once(f"pread:{self.label}", message)

@@ -35,24 +35,43 @@ class ChunkCache:
         self.misses = 0
         self.loads: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=32)
+        self._loading: dict[Hashable, threading.Event] = {}
 
     def get(self, key: Hashable, load: Callable[[], np.ndarray | bytes], label: str = "") -> Any:
-        """Return the cached value for ``key``, calling ``load`` (outside the lock) on a miss."""
-        with self._lock:
-            try:
-                value = self._lru[key]
-            except KeyError:
-                self.misses += 1
-            else:
-                self.hits += 1
-                return value
-        value = load()
-        with self._lock:
-            self.loads[label] += 1
-            self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
-            if _nbytes(value) <= self.budget:
-                self._lru[key] = value
-        return value
+        """Return the cached value for ``key``, calling ``load`` (outside the cache lock)
+        on a miss. Threads that miss the same key while it loads wait for that one load
+        instead of decoding the chunk again."""
+        while True:
+            with self._lock:
+                try:
+                    value = self._lru[key]
+                except KeyError:
+                    pending = self._loading.get(key)
+                    if pending is None:
+                        self.misses += 1
+                        pending = self._loading[key] = threading.Event()
+                        break
+                else:
+                    self.hits += 1
+                    return value
+            pending.wait()  # another thread is loading it; then look again
+            with self._lock:
+                if key in self._lru:
+                    self.hits += 1
+                    return self._lru[key]
+            # the load failed or did not fit: load it ourselves
+        try:
+            value = load()
+            with self._lock:
+                self.loads[label] += 1
+                self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
+                if _nbytes(value) <= self.budget:
+                    self._lru[key] = value
+            return value
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
+            pending.set()
 
     @property
     def currsize(self) -> int:

@@ -77,9 +77,10 @@ class VfsOperations(fuse.Operations):
 
     use_ns = True
 
-    def __init__(self, root: MountRoot, mountpoint: str = "") -> None:
+    def __init__(self, root: MountRoot, mountpoint: str = "", read_ahead_kb: int = READ_AHEAD_KB) -> None:
         self.root = root
         self.mountpoint = mountpoint
+        self.read_ahead_kb = read_ahead_kb
         self.uid = os.getuid()
         self.gid = os.getgid()
         self.started_ns = time.time_ns()
@@ -93,7 +94,7 @@ class VfsOperations(fuse.Operations):
     # -- lifecycle ---------------------------------------------------------------
     def init(self, path: str) -> None:
         if self.mountpoint:
-            threading.Thread(target=raise_read_ahead, args=(self.mountpoint,), daemon=True).start()
+            threading.Thread(target=set_read_ahead, args=(self.mountpoint, self.read_ahead_kb), daemon=True).start()
 
     # -- metadata ------------------------------------------------------------------
     @guarded
@@ -190,8 +191,8 @@ class VfsOperations(fuse.Operations):
     chmod = chown = truncate = utimens = setxattr = removexattr = mknod = _read_only
 
 
-def raise_read_ahead(mountpoint: str, timeout: float = 10.0) -> None:
-    """Raise the mount's read-ahead so the kernel sends 1 MiB reads (root only)."""
+def set_read_ahead(mountpoint: str, kb: int, timeout: float = 10.0) -> None:
+    """Set the mount's read-ahead; 1024 KiB makes the kernel send 1 MiB reads (root only)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if os.path.ismount(mountpoint):
@@ -201,14 +202,14 @@ def raise_read_ahead(mountpoint: str, timeout: float = 10.0) -> None:
         dev = os.stat(mountpoint).st_dev
         bdi = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
         with open(bdi, "w") as fh:
-            fh.write(str(READ_AHEAD_KB))
-        log.debug("read_ahead_kb=%d for %s", READ_AHEAD_KB, mountpoint)
+            fh.write(str(kb))
+        log.debug("read_ahead_kb=%d for %s", kb, mountpoint)
     except OSError as exc:
         log.debug("cannot raise read-ahead of %s: %s", mountpoint, exc)
 
 
 def run(root: MountRoot, mountpoint: str, foreground: bool = True, debug: bool = False,
-        options: dict[str, Any] | None = None) -> None:
+        options: dict[str, Any] | None = None, read_ahead_kb: int = READ_AHEAD_KB) -> None:
     """Mount ``root`` at ``mountpoint`` and serve until unmounted (blocks)."""
     opts: dict[str, Any] = {
         "fsname": "vfs",
@@ -220,7 +221,7 @@ def run(root: MountRoot, mountpoint: str, foreground: bool = True, debug: bool =
     }
     opts.update(options or {})
     logging.getLogger("mfusepy").setLevel(logging.DEBUG if debug else logging.ERROR)
-    fuse.FUSE(VfsOperations(root, mountpoint), mountpoint, raw_fi=True, foreground=foreground,
+    fuse.FUSE(VfsOperations(root, mountpoint, read_ahead_kb), mountpoint, raw_fi=True, foreground=foreground,
               debug=debug, **opts)
 
 

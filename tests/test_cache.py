@@ -1,0 +1,57 @@
+"""The chunk cache: byte budget, LRU order, counters, and one load per key under races."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from vfs.cache import ChunkCache
+
+
+def test_budget_lru_and_counters():
+    cache = ChunkCache(budget=3000)
+    for k in range(5):
+        cache.get(("f", k), lambda k=k: np.full(100, k, np.float64), "d")  # 800 bytes each
+    assert cache.currsize <= 3000
+    assert cache.stats()["chunk_loads"] == {"d": 5}
+    hit = cache.get(("f", 4), lambda: np.zeros(1), "d")
+    assert hit[0] == 4 and cache.hits == 1
+    cache.get(("f", 0), lambda: np.zeros(100), "d")  # evicted earlier: loaded again
+    assert cache.stats()["chunk_loads"] == {"d": 6}
+    big = cache.get(("f", "big"), lambda: np.zeros(10_000), "d")  # larger than the budget: served, not kept
+    assert big.size == 10_000 and cache.currsize <= 3000
+
+
+def test_concurrent_misses_of_one_key_load_once():
+    cache = ChunkCache(budget=1 << 20)
+    calls = []
+
+    def slow_load():
+        calls.append(1)
+        time.sleep(0.2)
+        return np.arange(10)
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", slow_load, "x"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert all((r == np.arange(10)).all() for r in results) and len(results) == 8
+
+
+def test_a_failed_load_lets_the_next_caller_try_again():
+    cache = ChunkCache(budget=1 << 20)
+
+    def broken():
+        raise OSError("decoder failed")
+
+    for _ in range(2):
+        try:
+            cache.get("k", broken, "x")
+        except OSError:
+            pass
+    assert cache.get("k", lambda: np.ones(2), "x").sum() == 2
