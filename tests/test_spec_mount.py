@@ -29,7 +29,9 @@ def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> float:
         try:
             if check():
                 return time.monotonic() - start
-        except OSError:
+        except (OSError, ValueError):
+            # ValueError: numpy met an .npy whose size the kernel still caches from
+            # before the append (attributes are cached for up to 1 s): not yet
             pass
         if time.monotonic() - start > timeout:
             raise AssertionError(f"not true after {timeout} s")

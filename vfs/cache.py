@@ -73,6 +73,11 @@ class ChunkCache:
                 self._loading.pop(key, None)
             pending.set()
 
+    def has(self, key: Hashable) -> bool:
+        """Whether ``key`` is cached or being loaded (no counters change)."""
+        with self._lock:
+            return key in self._lru or key in self._loading
+
     @property
     def currsize(self) -> int:
         return int(self._lru.currsize)

@@ -112,6 +112,10 @@ class File(Node):
         """Return up to ``size`` bytes at ``offset`` (fewer only at the end of file)."""
         raise NotImplementedError
 
+    def read_buffer(self, offset: int, size: int) -> bytes | memoryview | object:
+        """As :meth:`read`; may return a uint8 numpy array to spare the FUSE adapter a copy."""
+        return self.read(offset, size)
+
     @property
     def cacheable(self) -> bool:
         """Whether the kernel may keep this file's pages across opens."""

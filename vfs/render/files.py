@@ -36,6 +36,10 @@ class RenderedFile(File):
     def read(self, offset: int, size: int) -> bytes:
         return self.rendering.read(offset, size)
 
+    def read_buffer(self, offset: int, size: int) -> object:
+        fn = getattr(self.rendering, "read_buffer", None)
+        return fn(offset, size) if fn is not None else self.rendering.read(offset, size)
+
 
 class BrokenFile(File):
     """A listed entry whose data cannot be served: size 0, and open gives EIO.

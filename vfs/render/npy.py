@@ -62,11 +62,17 @@ class NpyRendering:
         return len(self.header) + self.source.nbytes
 
     def read(self, offset: int, size: int) -> bytes:
+        return bytes(self.read_buffer(offset, size))
+
+    def read_buffer(self, offset: int, size: int) -> bytes | np.ndarray:
+        """As :meth:`read`, but body-only ranges come back as a uint8 array (no copy)."""
         end = min(offset + size, self.size)
         if offset >= end:
             return b""
         hlen = len(self.header)
-        head = self.header[offset:end] if offset < hlen else b""
+        if offset >= hlen:
+            return self.source.read_view(offset - hlen, end - hlen)
+        head = self.header[offset:end]
         if end <= hlen:
             return head
-        return head + self.source.read_bytes(max(offset, hlen) - hlen, end - hlen)
+        return head + self.source.read_bytes(0, end - hlen)
