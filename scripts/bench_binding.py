@@ -33,7 +33,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,9 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import drop_caches, read_through, stop  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -105,28 +107,6 @@ def serve(binding: str, size: int, mountpoint: str) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-def drop_caches() -> None:
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as fh:
-        fh.write("3")
-
-
-def seq_read(path: str, block: int = BLOCK) -> tuple[float, int]:
-    """Seconds to read ``path`` start to end with os.read(block), and the bytes read."""
-    fd = os.open(path, os.O_RDONLY)
-    total = 0
-    t0 = time.perf_counter()
-    try:
-        while True:
-            chunk = os.read(fd, block)
-            if not chunk:
-                break
-            total += len(chunk)
-    finally:
-        os.close(fd)
-    return time.perf_counter() - t0, total
-
-
 def random_reads(path: str, size: int, count: int, seed: int = 7) -> list[float]:
     """Latency (seconds) of ``count`` 4 KiB preads at distinct random aligned offsets."""
     pages = size // 4096
@@ -225,7 +205,7 @@ def measure(binding: str, raise_ra: bool, size: int, passes: int, nrandom: int, 
         speeds = []
         for _ in range(passes):
             drop_caches()
-            secs, n = seq_read(data)
+            secs, n = read_through(data)
             if n != size:
                 raise RuntimeError(f"{binding}: read {n} bytes of {size}")
             speeds.append(n / secs)
@@ -239,13 +219,7 @@ def measure(binding: str, raise_ra: bool, size: int, passes: int, nrandom: int, 
         reached = sum(rnd_sizes.values())
     finally:
         unmount(str(mnt), libfuse)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         log.close()
     return {
         "binding": binding, "libfuse": libfuse, "default_ra_kb": default_kb, "ra_kb": ra_kb,
@@ -281,8 +255,8 @@ def main() -> int:
 
     # baselines: the same reads of a plain file in page cache
     plain = str(plain_file(Path(args.data), size))
-    seq_read(plain)
-    base_speed = statistics.median(size / seq_read(plain)[0] for _ in range(max(passes, 3)))
+    read_through(plain)
+    base_speed = statistics.median(size / read_through(plain)[0] for _ in range(max(passes, 3)))
     random_reads(plain, size, nrandom)
     base_lat = statistics.median(random_reads(plain, size, nrandom))
     print(f"FUSE binding benchmark: one {size >> 20} MiB file served from memory, os.read({BLOCK >> 20} MiB), "

@@ -47,6 +47,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import drop_caches, read_through  # noqa: E402
 from typing import Any
 
 import numpy as np
@@ -171,28 +174,6 @@ def plain_file(folder: Path, size: int) -> Path:
 
 
 # --------------------------------------------------------------------------- helpers
-def drop_caches() -> None:
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as fh:
-        fh.write("3")
-
-
-def read_through(path: Path | str, block: int = BLOCK) -> tuple[float, int]:
-    """Seconds to read ``path`` start to end with os.read(block), and the bytes read."""
-    fd = os.open(path, os.O_RDONLY)
-    total = 0
-    t0 = time.perf_counter()
-    try:
-        while True:
-            chunk = os.read(fd, block)
-            if not chunk:
-                break
-            total += len(chunk)
-    finally:
-        os.close(fd)
-    return time.perf_counter() - t0, total
-
-
 def mount_pid(mountpoint: Path) -> int:
     """The pid of our ``python -m vfs mount ... MOUNTPOINT`` child."""
     me = os.getpid()

@@ -79,14 +79,19 @@ def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 
             raise RuntimeError(f"the vfs process died during the test (exit {proc.returncode})")
     finally:
         unmount(mountpoint)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         out.close()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def stats(mountpoint: Path) -> dict:
