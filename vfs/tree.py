@@ -172,6 +172,7 @@ class StatsFile(File):
     def __init__(self, ctx: Context) -> None:
         super().__init__(make_ino("stats"), time.time_ns())
         self.ctx = ctx
+        self._snapshot = b""
 
     @property
     def size(self) -> int:
@@ -183,9 +184,8 @@ class StatsFile(File):
         self._snapshot = json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
 
     def read(self, offset: int, size: int) -> bytes:
-        if offset == 0 or not hasattr(self, "_snapshot"):
-            if offset == 0:
-                self.open()
+        if offset == 0 or not self._snapshot:  # a new reader: fresh counters
+            self.open()
         return self._snapshot[offset : offset + size]
 
     @property

@@ -115,7 +115,7 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     raw = False
     try:
         dcpl = ds.id.get_create_plist()
-        raw = _raw_ok_safe(ds, dtype, dcpl)
+        raw = _raw_layout(ds, dtype, dcpl)
     except Exception:
         raw = False
     if raw and ds_chunks is not None and int(np.prod(ds_chunks)) * dtype.itemsize < RAW_MIN_CHUNK:
@@ -139,7 +139,7 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs)
 
 
-def _raw_ok_safe(ds: h5py.Dataset, dtype: np.dtype[Any], dcpl: Any) -> bool:
+def _raw_layout(ds: h5py.Dataset, dtype: np.dtype[Any], dcpl: Any) -> bool:
     if dtype.kind not in "biuf" or dtype.names or dtype.subdtype is not None:
         return False
     if dcpl.get_layout() not in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED):

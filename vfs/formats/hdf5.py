@@ -34,7 +34,8 @@ from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.logutil import log_once
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
-from vfs.render.files import BrokenFile, add_array_files, renderings_for
+from vfs.render.files import BrokenFile, add_array_files, suffixes_for
+from vfs.render.npy import npy_supported
 from vfs.render.values import attrs_text, value_bytes
 
 XATTR_PREFIX = "user."
@@ -199,17 +200,13 @@ def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
         shape = ds.shape
     except Exception:
         return ["npy"]
-    if shape is None or dt.kind == "O" or shape == ():
-        base = ["txt"]
-        if shape == () and dt.kind != "O":
-            base = ["npy", "txt"]
-        return base
-    from vfs.arrays import MemorySource
-
-    probe = MemorySource(np.empty((0,) * len(shape), dt), "probe")
-    probe.shape = tuple(shape) + (tuple(dt.subdtype[1]) if dt.subdtype else ())
-    probe.dtype = dt.subdtype[0] if dt.subdtype else dt
-    return renderings_for(probe)
+    if shape is None or dt.kind == "O":
+        return ["txt"]
+    if shape == ():
+        return ["npy", "txt"] if npy_supported(dt) else ["txt"]
+    if dt.subdtype is not None:
+        return suffixes_for(tuple(shape) + tuple(dt.subdtype[1]), dt.subdtype[0])
+    return suffixes_for(tuple(shape), dt)
 
 
 def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, name: str, ino: int) -> None:
@@ -235,16 +232,11 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     label = f"{h5.path}:{_decode(h5name)}"
     attrs = read_attrs(ds, where) if len(shape) >= 2 and dtype.kind in "biuf" else None
     source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
-    suffixes = ["npy"] if shape == () else None
-    if shape == () and not _npy_ok(source):
+    if shape == ():  # the .txt of a scalar is its value, added above
+        if npy_supported(source.dtype):
+            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"])
         return
-    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, suffixes)
-
-
-def _npy_ok(source: ArraySource) -> bool:
-    from vfs.render.npy import npy_supported
-
-    return npy_supported(source.dtype)
+    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs)
 
 
 def _eager_text(path: str, h5name: bytes) -> Any:

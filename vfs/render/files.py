@@ -5,13 +5,16 @@ an array gets: ``name.npy``, ``name.txt`` and, for images, ``name.edf``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from vfs.arrays import ArraySource
 from vfs.errors import Unreadable
 from vfs.logutil import log_once
 from vfs.nodes import Entries, File, XattrLoader, make_ino
 from vfs.render import Rendering
-from vfs.render.edf import EdfRendering, edf_supported
+from vfs.render.edf import EdfRendering, edf_type
 from vfs.render.npy import NpyRendering, npy_supported
 from vfs.render.txt import TxtRendering, txt_supported
 
@@ -66,12 +69,17 @@ class BrokenFile(File):
 
 def renderings_for(source: ArraySource) -> list[str]:
     """The suffixes this array gets, in listing order."""
+    return suffixes_for(source.shape, source.dtype)
+
+
+def suffixes_for(shape: tuple[int, ...], dtype: np.dtype[Any]) -> list[str]:
+    """The suffixes an array of this shape and dtype gets (no source needed)."""
     out = []
-    if npy_supported(source.dtype):
+    if npy_supported(dtype):
         out.append("npy")
-    if txt_supported(source.dtype):
+    if txt_supported(dtype):
         out.append("txt")
-    if edf_supported(source):
+    if len(shape) >= 2 and edf_type(dtype) is not None:
         out.append("edf")
     return out
 
