@@ -43,7 +43,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import drop_caches, read_through, stop  # noqa: E402
+from benchutil import drop_caches, plain_file, read_through, stop  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -132,23 +132,6 @@ def bdi_path(mountpoint: str) -> str:
 def request_sizes(mountpoint: str) -> Counter[int]:
     text = Path(mountpoint, "stats").read_bytes().strip()
     return Counter({int(k): v for k, v in json.loads(text).items()})
-
-
-def plain_file(folder: Path, size: int) -> Path:
-    """A plain file of ``size`` random bytes (kept between runs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"plain-{size >> 20}M.bin"
-    if not path.exists() or path.stat().st_size != size:
-        import numpy as np
-
-        rng = np.random.default_rng(0)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            for _ in range(size // (64 * MiB)):
-                fh.write(rng.bytes(64 * MiB))
-            fh.write(rng.bytes(size % (64 * MiB)))
-        tmp.rename(path)
-    return path
 
 
 def unmount(mountpoint: str, libfuse: str) -> None:

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchutil import drop_caches, read_through  # noqa: E402
+from benchutil import drop_caches, plain_file, read_through  # noqa: E402
 from typing import Any
 
 import numpy as np
@@ -157,20 +157,6 @@ def generate(folder: Path, tag: str, shape: tuple[int, int, int]) -> dict[str, P
         tmp[layout].rename(paths[layout])
     print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
     return paths
-
-
-def plain_file(folder: Path, size: int) -> Path:
-    """A plain file of ``size`` random bytes (kept between runs)."""
-    path = folder / f"plain-{size >> 20}M.bin"
-    if not path.exists() or path.stat().st_size != size:
-        rng = np.random.default_rng(0)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            for _ in range(size // (64 * MiB)):
-                fh.write(rng.bytes(64 * MiB))
-            fh.write(rng.bytes(size % (64 * MiB)))
-        tmp.rename(path)
-    return path
 
 
 # --------------------------------------------------------------------------- helpers

@@ -4,11 +4,15 @@ stopping a mount process."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.mounting import stop  # noqa: E402,F401  (re-exported for the benchmarks)
 
 BLOCK = 1 << 20
+MiB = 1 << 20
 
 
 def drop_caches() -> None:
@@ -34,12 +38,18 @@ def read_through(path: str | os.PathLike[str], block: int = BLOCK) -> tuple[floa
     return time.perf_counter() - t0, total
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def plain_file(folder: Path, size: int) -> Path:
+    """A plain file of ``size`` random bytes (kept between runs)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"plain-{size >> 20}M.bin"
+    if not path.exists() or path.stat().st_size != size:
+        rng = np.random.default_rng(0)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            for _ in range(size // (64 * MiB)):
+                fh.write(rng.bytes(64 * MiB))
+            fh.write(rng.bytes(size % (64 * MiB)))
+        tmp.rename(path)
+    return path
