@@ -1,0 +1,63 @@
+"""One table of bounds on what a file may declare, shared by every backend.
+
+A data file states its own sizes: column counts, ranks, dimensions, header lengths,
+frame counts, compressed and decompressed sizes. A broken or hostile file can state
+anything, so every parser checks what it is told against these limits *and* against the
+file's real size before it allocates or loops. What exceeds a limit is skipped with one
+log line (``vfs.logutil.log_once``); the rest of the file is still served.
+
+The numbers are documented in docs/layout.md ("Limits"); change them here only.
+"""
+
+from __future__ import annotations
+
+from vfs.errors import Unreadable
+
+#: array rank (HDF5 allows 32; NumPy 64)
+MAX_RANK = 32
+#: elements in one array a file declares (2**48: far above any real detector stack)
+MAX_ELEMENTS = 1 << 48
+#: columns of one SPEC scan (#N / #L / a data line)
+MAX_COLUMNS = 65536
+#: channels of one MCA spectrum (#@CHANN, @A lines)
+MAX_CHANNELS = 1 << 20
+#: one text line of a SPEC file, in bytes
+MAX_LINE = 16 << 20
+#: one EDF header, in bytes
+MAX_HEADER = 512 * 512
+#: frames of one EDF/image file, or files of one stack
+MAX_FRAMES = 10_000_000
+#: bytes a small rendered text (scalars, attributes, headers) may take in memory
+MAX_TEXT = 64 << 20
+#: bytes one decoded chunk may take (a larger declared chunk is refused, not decoded)
+MAX_CHUNK_BYTES = 1 << 30
+#: decompressed bytes never exceed the declared size times this factor of slack
+DECOMPRESS_SLACK = 1
+#: names longer than this (bytes, UTF-8) are cut; NAME_MAX of Linux is 255
+MAX_NAME = 255
+#: seconds a listing or open may take before it is given up
+MAX_PROBE_SECONDS = 2.0
+#: source data a preview picture may read, in bytes
+PREVIEW_READ_BUDGET = 256 << 20
+
+
+def check_count(what: str, value: int, limit: int) -> int:
+    """Return ``value`` when ``0 <= value <= limit``; raise :class:`Unreadable` otherwise."""
+    if value < 0 or value > limit:
+        raise Unreadable(f"{what} = {value} is outside 0..{limit}")
+    return value
+
+
+def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = None) -> tuple[int, ...]:
+    """Check a declared array shape: rank, element count, and, when ``available`` (bytes
+    the file really holds for it) is given, that the data fit in the file."""
+    check_count("rank", len(shape), MAX_RANK)
+    total = 1
+    for dim in shape:
+        if dim < 0:
+            raise Unreadable(f"negative dimension in shape {shape}")
+        total *= dim
+    check_count("elements", total, MAX_ELEMENTS)
+    if available is not None and total * itemsize > available:
+        raise Unreadable(f"shape {shape} needs {total * itemsize} bytes; the file holds {available}")
+    return shape
