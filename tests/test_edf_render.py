@@ -16,7 +16,8 @@ from tests.edf_files import CANONICAL, frame_block, sample, write_edf
 from vfs.arrays import ArraySource, MemorySource
 from vfs.context import Context
 from vfs.formats.edf import EdfModel
-from vfs.formats.imagetree import FramewiseEdfRendering, kept_keys
+from vfs.formats.imagetree import kept_keys
+from vfs.render.edf import FramewiseEdfRendering
 from vfs.render.edf import EdfRendering
 
 try:
