@@ -61,6 +61,10 @@ class ArraySource:
             self._attrs = dict(self._attrs())
         return self._attrs or {}
 
+    @attrs.setter
+    def attrs(self, value: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
+        self._attrs = value
+
     @property
     def size(self) -> int:
         return math.prod(self.shape)
