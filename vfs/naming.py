@@ -33,3 +33,9 @@ def safe_name(name: str, fallback: str = "_") -> str:
             cut -= 1
         name = raw[:cut].decode("utf-8", "surrogateescape")
     return name or fallback
+
+
+def safe_path(path: str) -> str:
+    """A ``/``-separated path a file declares (an HDF5 link target) with each component
+    mapped by :func:`safe_name`, so that it names what the mount shows."""
+    return "/".join(part if part in ("", ".", "..") else safe_name(part) for part in path.split("/"))
