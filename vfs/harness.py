@@ -30,8 +30,10 @@ def fuse_problem() -> str | None:
     return None
 
 
-def unmount(mountpoint: Path) -> None:
-    for cmd in (["fusermount3", "-u", str(mountpoint)], ["fusermount3", "-uz", str(mountpoint)]):
+def unmount(mountpoint: Path, tool: str = "fusermount3") -> None:
+    """Unmount (lazily if busy) and wait until the kernel says it is gone; ``tool`` is
+    ``fusermount`` for a libfuse 2 mount."""
+    for cmd in ([tool, "-u", str(mountpoint)], [tool, "-uz", str(mountpoint)]):
         if not os.path.ismount(mountpoint):
             return
         subprocess.run(cmd, capture_output=True, timeout=30)

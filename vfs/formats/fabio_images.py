@@ -24,7 +24,7 @@ from vfs.arrays import ArraySource, ChunkedSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import sniff
-from vfs.formats.imagetree import ImageFolder, kept_keys
+from vfs.formats.imagetree import ImageFolder, ModelBase, kept_keys
 from vfs.nodes import Directory
 from vfs.selection import Index
 
@@ -76,16 +76,11 @@ def accepts(path: str, ctx: Context) -> bool:
     return ext in EXTENSIONS
 
 
-class FabioModel:
+class FabioModel(ModelBase):
     """An image file read through fabio (see ImageModel)."""
 
     def __init__(self, path: str, st: os.stat_result, ctx: Context) -> None:
-        self.path = path
-        self.ctx = ctx
-        self.label = path
-        self.mtime_ns = st.st_mtime_ns
-        self.fid: tuple[object, ...] = ("fabio", st.st_dev, st.st_ino)
-        self.key: Hashable = ("fabio", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        super().__init__("fabio", path, st, ctx)
         self._frames: list[tuple[tuple[int, ...], np.dtype[Any], dict[str, str]]] | None = None
         self._lock = threading.Lock()
 

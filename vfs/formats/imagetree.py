@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from vfs.arrays import ArraySource, MemorySource
+from vfs.context import Context
 from vfs.formats.edfparse import is_layout_key
 from vfs.formats.imagemeta import UB_KEYS, Metadata, column, header_xattrs, sample_arrays
 from vfs.logutil import log_once
@@ -46,9 +48,23 @@ from vfs.render.files import BrokenFile, RenderedFile, add_array_files, renderin
 from vfs.render.npy import NpyRendering
 from vfs.render.txt import TxtRendering
 
-__all__ = ["DETECTOR", "FramewiseEdfRendering", "ImageFolder", "ImageModel", "ImageTree", "kept_keys"]
+__all__ = ["DETECTOR", "FramewiseEdfRendering", "ImageFolder", "ImageModel", "ImageTree", "ModelBase", "kept_keys"]
 
 DETECTOR = "scan_0/instrument/detector_0"
+
+
+class ModelBase:
+    """What every image model records of its file: path, context, and the identities
+    inode numbers (``fid``) and cache keys (``key``, which also changes with size and
+    mtime) are made from."""
+
+    def __init__(self, kind: str, path: str, st: os.stat_result, ctx: Context) -> None:
+        self.path = path
+        self.ctx = ctx
+        self.label = path
+        self.mtime_ns = st.st_mtime_ns
+        self.fid: tuple[object, ...] = (kind, st.st_dev, st.st_ino)
+        self.key: Hashable = (kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class ImageModel(Protocol):
@@ -236,24 +252,37 @@ class InstrumentFolder(ImageSubfolder):
         return entries
 
 
-class PositionersFolder(ImageSubfolder):
+class ColumnsFolder(ImageSubfolder):
+    """A folder of metadata columns: one array (or text) per key, one value per frame."""
+
+    group = ""
+
+    def columns(self) -> dict[str, list[str | None]]:
+        raise NotImplementedError
+
+    def load(self) -> Mapping[str, Node]:
+        entries = Entries()
+        for name, values in self.columns().items():
+            self.tree.add_column(entries, name, values, self.group)
+        return entries
+
+
+class PositionersFolder(ColumnsFolder):
     """``positioners/``: one array per ``motor_mne`` name."""
 
-    def load(self) -> Mapping[str, Node]:
-        entries = Entries()
-        for name, values in self.tree.meta.positioners.items():
-            self.tree.add_column(entries, name, values, "positioner")
-        return entries
+    group = "positioner"
+
+    def columns(self) -> dict[str, list[str | None]]:
+        return self.tree.meta.positioners
 
 
-class OthersFolder(ImageSubfolder):
+class OthersFolder(ColumnsFolder):
     """``detector_0/others/``: one array per header key silx does not sort elsewhere."""
 
-    def load(self) -> Mapping[str, Node]:
-        entries = Entries()
-        for name, values in self.tree.meta.others.items():
-            self.tree.add_column(entries, name, values, "other")
-        return entries
+    group = "other"
+
+    def columns(self) -> dict[str, list[str | None]]:
+        return self.tree.meta.others
 
 
 class FileFolder(ImageSubfolder):

@@ -38,17 +38,13 @@ class RenderedFile(File):
                  xattrs: XattrLoader | None = None) -> None:
         super().__init__(ino, mtime_ns, xattrs)
         if callable(rendering):
-            self._make: Callable[[], Rendering] | None = rendering
-            self._rendering: Rendering | None = None
+            self._make = rendering
         else:
-            self._make, self._rendering = None, rendering
+            self.rendering = rendering
 
-    @property
+    @functools.cached_property
     def rendering(self) -> Rendering:
-        if self._rendering is None:
-            assert self._make is not None
-            self._rendering = self._make()
-        return self._rendering
+        return self._make()
 
     @property
     def size(self) -> int:
