@@ -35,7 +35,8 @@ def test_every_backend_names_alike(tmp_path: Path, mount) -> None:
         f[f"g/{long}"] = np.arange(4)
         f["g/alias"] = h5py.SoftLink(f"/g/{long}")
     (src / "s.spec").write_bytes(b"#F s\n#S 1 t\n#N 3\n#L a/b  c\x00d  " + b"m" * 300 + b"\n1 2 3\n4 5 6\n")
-    write_edf(src / "e.edf", [frame_block(np.zeros((2, 3), np.uint16), {"x/y": 7, "motor_mne": "s/z", "motor_pos": 2.5})])
+    keys = {"x/y": 7, "motor_mne": "s/z", "motor_pos": 2.5}
+    write_edf(src / "e.edf", [frame_block(np.zeros((2, 3), np.uint16), keys)])
     with mount(src) as mnt:
         stem = "L" * 239
         assert sorted(os.listdir(mnt / "n.h5/g")) == sorted(["alias.npy", "alias.txt", f"{stem}.npy", f"{stem}.txt"])

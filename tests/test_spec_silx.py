@@ -246,7 +246,8 @@ SILX_ONLY_POSITIONERS = {
     # single-spaced #O lines: silx takes each line as one name
     "user6idd.dat": {"Delta Eta Chi Phi Nu Mu tt_y tt_z", "m1_om m1_chi m1_phi m2_om m2_chi m2_phi m1_filter mot43",
                      "m1_bend m2_bend m1_x m1_y m2_z xs zs ys", "tta oma chia phia xm ym xd yd",
-                     "sl1_t sl1_b sl1_o sl1_i sl2_t sl2_b sl2_o sl2_i", "sl4_t sl4_b sl4_o sl4_i sl5_t sl5_b sl5_o sl5_i",
+                     "sl1_t sl1_b sl1_o sl1_i sl2_t sl2_b sl2_o sl2_i",
+                     "sl4_t sl4_b sl4_o sl4_i sl5_t sl5_b sl5_o sl5_i",
                      "sl3_t sl3_b sl3_o sl3_i sl3_r dummy aux_y aux_x_base", "aux_th aux_x x_detector"},
 }
 

@@ -118,7 +118,8 @@ class H5Group(Directory):
                     where = f"{self.h5.path}:{posixpath.join(self.group_path, _decode(bname))}"
                     reason = f"{where}: cannot be opened: {type(exc).__name__}: {exc}"
                     log_once(reason, reason)
-                    entries.add(safe_name(_decode(bname)), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
+                    broken = BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason)
+                    entries.add(safe_name(_decode(bname)), broken)
         return entries
 
     def _child_name(self, bname: bytes) -> bytes:

@@ -4,8 +4,9 @@ The tree follows silx (``silx.io.spech5``) so that a path in the mount is the pa
 silx user knows; docs/layout.md has the picture. Opening the file indexes it once
 (:mod:`vfs.formats.specparse`, byte offsets only); opening a scan's folder parses that
 scan alone (:mod:`vfs.formats.specscan` makes its folder, whose sub-folders are listed
-only when opened; :mod:`vfs.formats.specsources` holds what their files read). A file that grows (an acquisition appending points and scans) is followed
-by :meth:`SpecRoot.refresh`: the index is extended from its last block, only the last
+only when opened; :mod:`vfs.formats.specsources` holds what their files read). A file
+that grows (an acquisition appending points and scans) is followed by
+:meth:`SpecRoot.refresh`: the index is extended from its last block, only the last
 scan's folder is rebuilt, and folders of scans that did not change are kept as they are.
 A file that was truncated or replaced is rebuilt from scratch; reads that still point
 into the old content get EIO, never other bytes.
