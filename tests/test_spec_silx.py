@@ -11,7 +11,9 @@ against the file's own text instead:
 * silx pairs ``#O`` names with ``#P`` values across lines, and takes a new header only
   at ``#F``: where its counts disagree (lmn40.spe after its second ``#E`` header,
   user6idd.dat's single-spaced ``#O`` lines, scans with no ``#P``) its positions are
-  wrong or infinite. We check ours against the ``#O``/``#P`` text.
+  wrong or infinite. There we check ours against positions read off the files by
+  hand (``test_motors_where_silx_is_wrong``), and the names silx lists that we do not
+  are an exact table (``SILX_ONLY_POSITIONERS``).
 * silx drops the space of a line's last motor name when one letter follows it
   (issue109_data.txt: ``Cryo X`` becomes ``CryoX``).
 * silx cannot read issue109_data.txt scan 11.1's MCA header (``#@CALIB ... mca1``).
