@@ -11,8 +11,9 @@ child always keeps its name and the additions follow the ``~2`` rule):
   group; without them the first NXentry's first NXdata). In every NXdata folder,
   ``signal.npy|.txt|.edf|.png`` -> the signal's files (the ``signal`` group attribute,
   else the dataset with ``signal=1``), ``axis_<k>.npy|.txt`` -> the axis of dimension
-  ``k`` (the ``axes`` attribute of the group, else of the signal as ``"x:y"``, else the
-  ``AXISNAME_indices`` attributes), and ``plot.png`` when the signal is 1-D.
+  ``k`` (the ``axes`` attribute of the group, else of the signal as ``"x:y"``, else
+  ``axis=k`` dataset attributes, else ``AXISNAME_indices``), and ``plot.png`` when the
+  signal is 1-D.
 * **HyperSpy axes**: ``Experiments/<name>/axis-<i>/`` gets ``axis.npy|.txt``:
   ``offset + scale * arange(size)`` (``size`` at most :data:`~vfs.limits.MAX_CHANNELS`),
   or the ``axis`` vector of a non-uniform axis kept as an attribute (kept as a dataset,
@@ -38,7 +39,7 @@ import numpy as np
 from vfs.arrays import ArraySource
 from vfs.cache import ChunkCache
 from vfs.errors import Unreadable
-from vfs.limits import MAX_CHANNELS
+from vfs.limits import MAX_CHANNELS, MAX_RANK
 from vfs.logutil import log_once
 from vfs.nodes import Entries, Symlink, make_ino
 from vfs.render.files import RenderedFile, add_array_files
@@ -140,7 +141,7 @@ def default_nxdata(root: GroupView) -> list[str] | None:
 def signal_name(g: GroupView) -> str | None:
     """The NXdata's signal: its ``signal`` attribute, else a member with ``signal=1``."""
     name = text(g.attrs().get("signal"))
-    if name is not None and g.shape(name) is not None:
+    if name is not None and name in g.members():  # an external link has no shape here
         return name
     for member in g.members():
         if g.shape(member) is None:
@@ -156,13 +157,30 @@ def signal_name(g: GroupView) -> str | None:
 
 
 def axis_names(g: GroupView, signal: str, rank: int) -> dict[int, str]:
-    """Dimension -> axis member, from ``axes`` (group, then signal) or ``*_indices``."""
+    """Dimension -> axis member: from the ``axes`` attribute of the group, else of the signal
+    (``"x:y"``), else the oldest form (``axis=k`` on each axis dataset, 0-based as silx
+    reads it, ``primary=1`` preferred), else the ``AXISNAME_indices`` attributes."""
     attrs = g.attrs()
     listed = names(attrs["axes"]) if "axes" in attrs else []
     if not listed:
         old = text(g.member_attrs(signal).get("axes"))
         listed = re.split(r"[:,]", old) if old else []
     out: dict[int, str] = {}
+    if not listed:  # the oldest form: ``axis=k`` on each axis dataset (``primary=1`` first)
+        numbered = []
+        for member in g.members():
+            m_attrs = g.member_attrs(member) if g.shape(member) is not None else {}
+            try:
+                k = int(np.asarray(m_attrs["axis"]).reshape(-1)[0])
+                primary = int(np.asarray(m_attrs.get("primary", 0)).reshape(-1)[0])
+            except (KeyError, ValueError, TypeError, IndexError):
+                continue
+            numbered.append((k, primary != 1, len(numbered), member))
+        for k, _, _, member in sorted(numbered):
+            if 0 <= k < rank:
+                out.setdefault(k, member)
+        if out:
+            return out
     if listed:
         for k, name in enumerate(listed[:rank]):
             name = name.strip()
@@ -190,12 +208,12 @@ def add_nxdata(entries: Entries, g: GroupView, ident: tuple[object, ...], mtime_
     signal = signal_name(g)
     if signal is None:
         return
-    shape = g.shape(signal) or ()
+    shape = g.shape(signal)
     _links(entries, ident, mtime_ns, "signal", signal, ("npy", "txt", "edf", "png"))
-    axes = axis_names(g, signal, len(shape))
+    axes = axis_names(g, signal, len(shape) if shape is not None else MAX_RANK)
     for k, axis in sorted(axes.items()):
         _links(entries, ident, mtime_ns, f"axis_{k}", axis, ("npy", "txt"))
-    if len(shape) == 1 and shape[0] > 0:
+    if shape is not None and len(shape) == 1 and shape[0] > 0:
         source = g.array(signal)
         if source is not None and source.dtype.kind in "biuf":
             axis_source = g.array(axes[0]) if 0 in axes else None
