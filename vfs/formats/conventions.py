@@ -167,7 +167,7 @@ def axis_names(g: GroupView, signal: str, rank: int) -> dict[int, str]:
         listed = re.split(r"[:,]", old) if old else []
     out: dict[int, str] = {}
     if not listed:  # the oldest form: ``axis=k`` on each axis dataset (``primary=1`` first)
-        numbered = []
+        numbered: list[tuple[int, bool, int, str]] = []
         for member in g.members():
             m_attrs = g.member_attrs(member) if g.shape(member) is not None else {}
             try:
