@@ -69,6 +69,9 @@ class GroupView(Protocol):
 
     def group(self, name: str) -> GroupView | None: ...
 
+    def groups(self) -> list[str]:
+        """The names of the member groups, in order (cheaper than asking each member)."""
+
 
 def text(value: Any) -> str | None:
     """An attribute as one string (str, bytes, or an array of one of them), else None."""
@@ -112,8 +115,8 @@ def _walk(root: GroupView, parts: list[str]) -> GroupView | None:
 
 
 def _first_of_class(g: GroupView, cls: str) -> str | None:
-    for name in g.members():
-        if g.shape(name) is None and nx_class(g.member_attrs(name)) == cls and g.group(name) is not None:
+    for name in g.groups():
+        if nx_class(g.member_attrs(name)) == cls:
             return name
     return None
 

@@ -119,7 +119,8 @@ class H5Group(Directory):
                     reason = f"{where}: cannot be opened: {type(exc).__name__}: {exc}"
                     log_once(reason, reason)
                     entries.add(_decode(bname), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
-            add_conventions(entries, H5View(self.h5, grp, self.h5name), (*self.h5.fid, self.h5name, "conv"),
+            groups = [n for n, node in entries.items() if isinstance(node, H5Group)]
+            add_conventions(entries, H5View(self.h5, grp, self.h5name, groups), (*self.h5.fid, self.h5name, "conv"),
                             self.h5.mtime_ns, self.h5.ctx.cache)
         return entries
 
@@ -246,8 +247,8 @@ class H5View:
     """One open group as :class:`vfs.formats.conventions.GroupView` (use with
     :data:`H5_LOCK` held). Hard and soft links are followed; external links are not."""
 
-    def __init__(self, h5: H5File, grp: h5py.Group, h5name: bytes) -> None:
-        self.h5, self.grp, self.h5name = h5, grp, h5name
+    def __init__(self, h5: H5File, grp: h5py.Group, h5name: bytes, groups: list[str] | None = None) -> None:
+        self.h5, self.grp, self.h5name, self._groups = h5, grp, h5name, groups
         self.path = _decode(h5name) if h5name != b"/" else "/"
         self._attrs: dict[str, Any] | None = None
 
@@ -289,6 +290,11 @@ class H5View:
         full = self._full(name)
         label = f"{self.h5.path}:{_decode(full)}"
         return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache)
+
+    def groups(self) -> list[str]:
+        if self._groups is None:
+            self._groups = [n for n in self.members() if isinstance(self._get(n), h5py.Group)]
+        return self._groups
 
     def group(self, name: str) -> H5View | None:
         obj = self._get(name)

@@ -65,18 +65,23 @@ def png_supported(shape: tuple[int, ...], dtype: np.dtype[Any]) -> bool:
 
 def is_cube(shape: tuple[int, ...], attrs: Mapping[str, Any]) -> bool:
     """Whether a 3-D array is an XRF cube (height, width, channels) rather than a stack of
-    frames: its ``interpretation`` attribute says ``spectrum`` (NeXus), or, without that
-    attribute, its last axis is at least 4 times as long as each of the other two (a
-    spectrum of 2048 channels over a 300 x 400 map; frames are rarely 4 times wider than
-    tall and than the stack is deep)."""
+    frames: its ``interpretation`` attribute says ``spectrum`` (NeXus; any other value
+    means frames), or, without that attribute, its last axis is longer than each of the
+    other two and either a power of two of at least 256 (MCA channel counts: 1024, 2048,
+    4096) or at least 4 times as long. Detector frames are rarely both wider than tall
+    and a power of two wide (Pilatus 487, Eiger 1030 and square frames are not); a stack
+    of such frames, fewer than they are wide, is shown summed unless ``interpretation``
+    says ``image``."""
     if len(shape) != 3:
         return False
     interp = attrs.get("interpretation")
-    if isinstance(interp, bytes):
-        interp = interp.decode("utf-8", "replace")
+    if isinstance(interp, (bytes, np.bytes_)):
+        interp = bytes(interp).decode("utf-8", "replace")
     if isinstance(interp, str):
         return interp.strip().lower() == "spectrum"
-    return shape[2] >= 4 * max(shape[0], shape[1])
+    longest = max(shape[0], shape[1])
+    power_of_two = shape[2] >= 256 and shape[2] & (shape[2] - 1) == 0
+    return shape[2] > longest and (power_of_two or shape[2] >= 4 * longest)
 
 
 @dataclass(frozen=True)
