@@ -119,9 +119,10 @@ class H5Group(Directory):
                     reason = f"{where}: cannot be opened: {type(exc).__name__}: {exc}"
                     log_once(reason, reason)
                     entries.add(_decode(bname), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
-            groups = [n for n, node in entries.items() if isinstance(node, H5Group)]
-            add_conventions(entries, H5View(self.h5, grp, self.h5name, groups), (*self.h5.fid, self.h5name, "conv"),
-                            self.h5.mtime_ns, self.h5.ctx.cache)
+            view = H5View(self.h5, grp, self.h5name)
+            view._groups = [n for n, node in entries.items()  # soft links to groups too
+                            if isinstance(node, H5Group) or (isinstance(node, Symlink) and view.group(n))]
+            add_conventions(entries, view, (*self.h5.fid, self.h5name, "conv"), self.h5.mtime_ns, self.h5.ctx.cache)
         return entries
 
     def _child_name(self, bname: bytes) -> bytes:
@@ -247,8 +248,9 @@ class H5View:
     """One open group as :class:`vfs.formats.conventions.GroupView` (use with
     :data:`H5_LOCK` held). Hard and soft links are followed; external links are not."""
 
-    def __init__(self, h5: H5File, grp: h5py.Group, h5name: bytes, groups: list[str] | None = None) -> None:
-        self.h5, self.grp, self.h5name, self._groups = h5, grp, h5name, groups
+    def __init__(self, h5: H5File, grp: h5py.Group, h5name: bytes) -> None:
+        self.h5, self.grp, self.h5name = h5, grp, h5name
+        self._groups: list[str] | None = None
         self.path = _decode(h5name) if h5name != b"/" else "/"
         self._attrs: dict[str, Any] | None = None
 
