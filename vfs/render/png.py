@@ -13,10 +13,11 @@ The rule (docs/layout.md, "Preview pictures"):
   on every leading axis); of a 3-D XRF cube (:func:`is_cube`), the sum over the last
   (channel) axis;
 * rows and columns are taken every ``s``-th, ``s = ceil(max(height, width) / 1024)``,
-  raised until the rows read fit :data:`~vfs.limits.PREVIEW_READ_BUDGET`;
-* a cube whose strided rows do not fit the budget is drawn from a sparse grid of
-  spectra (at most 256 x 256 pixels), each reading only a block of channels around the
-  brightest channel of a sampled sum spectrum;
+  raised until the rows read (whole, all channels for a cube) fit
+  :data:`~vfs.limits.PREVIEW_READ_BUDGET`;
+* a cube for which that would leave fewer than 256 pixels on the longer side is drawn
+  from a sparse grid of spectra instead (256 pixels on the longer side), each reading
+  only a block of channels around the brightest channel of a sampled sum spectrum;
 * grey level ``round(255 * (v - lo) / (hi - lo))`` clipped to 0..255, where ``lo`` and
   ``hi`` are the 0.5th and 99.5th percentiles of the finite values drawn; NaN and
   infinities are 0; when ``hi == lo``, values above ``lo`` are 255 and the rest 0.
@@ -102,11 +103,12 @@ def plan(shape: tuple[int, ...], itemsize: int, cube: bool, budget: int = PREVIE
     rows_fit = max(budget // max(row_bytes, 1), 1)
     mode = "cube" if cube else "frame"
     if math.ceil(h / step) > rows_fit:
-        if cube:
+        step_rows = math.ceil(h / rows_fit)
+        if cube and math.ceil(max(h, w) / step_rows) < COARSE_SIDE:
             mode = "coarse"
             step = max(step, math.ceil(max(h, w) / COARSE_SIDE))
         else:
-            step = math.ceil(h / rows_fit)
+            step = step_rows
     return Plan(mode, step, math.ceil(h / step), math.ceil(w / step))
 
 
