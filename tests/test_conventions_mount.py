@@ -73,6 +73,12 @@ def nexus_files(real: Path) -> list[Path]:
     return [p for p in files if h5py.is_hdf5(p) and p.name not in ("Tables_lzo1.h5", "float.h5")]
 
 
+def new_source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    return src
+
+
 @pytest.fixture(scope="module")
 def real_mount(tmp_path_factory, real_data):
     mnt = tmp_path_factory.mktemp("conv") / "m"
@@ -130,8 +136,7 @@ def test_signal_and_axes_links_of_every_real_nxdata(real_mount):
 
 
 def test_link_names_give_way_to_real_children(tmp_path, mount):
-    src = tmp_path / "src"
-    src.mkdir()
+    src = new_source(tmp_path)
     with h5py.File(src / "clash.nxs", "w") as f:
         f.create_group("default")  # a real member called "default"
         entry = f.create_group("entry")
@@ -153,8 +158,7 @@ def test_link_names_give_way_to_real_children(tmp_path, mount):
 
 
 def test_default_without_attributes_and_old_style_signal(tmp_path, mount):
-    src = tmp_path / "src"
-    src.mkdir()
+    src = new_source(tmp_path)
     with h5py.File(src / "plain.h5", "w") as f:
         f.create_group("aaa")  # not an NXentry
         e1 = f.create_group("b_entry")
@@ -179,8 +183,7 @@ def test_default_without_attributes_and_old_style_signal(tmp_path, mount):
 
 
 def test_plot_png_of_a_1d_signal(tmp_path, mount):
-    src = tmp_path / "src"
-    src.mkdir()
+    src = new_source(tmp_path)
     energy = np.linspace(2.0, 12.0, 201)
     counts = np.zeros(201)
     counts[60] = 50.0  # a single peak at energy[60] = 5.0
@@ -234,8 +237,7 @@ def test_hyperspy_axes_against_rosettasciio(real_mount):
 
 
 def test_pymca_energy_axis_hdf5(tmp_path, mount):
-    src = tmp_path / "src"
-    src.mkdir()
+    src = new_source(tmp_path)
     with h5py.File(src / "xrf.h5", "w") as f:
         a = f.create_group("stack")
         a["data"] = np.ones((3, 4, 64), np.float32)

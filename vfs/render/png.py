@@ -15,8 +15,8 @@ The rule (docs/layout.md, "Preview pictures"):
 * rows and columns are taken every ``s``-th, ``s = ceil(max(height, width) / 1024)``,
   raised until the rows read (whole, all channels for a cube) fit
   :data:`~vfs.limits.PREVIEW_READ_BUDGET`;
-* a cube for which that would leave fewer than 256 pixels on the longer side is drawn
-  from a sparse grid of spectra instead (256 pixels on the longer side), each reading
+* a cube for which that would leave fewer than 128 pixels on the longer side is drawn
+  from a sparse grid of spectra instead (128 pixels on the longer side), each reading
   only a block of channels around the brightest channel of a sampled sum spectrum;
 * grey level ``round(255 * (v - lo) / (hi - lo))`` clipped to 0..255, where ``lo`` and
   ``hi`` are the 0.5th and 99.5th percentiles of the finite values drawn; NaN and
@@ -41,8 +41,10 @@ from vfs.limits import PREVIEW_READ_BUDGET
 
 #: the longest side of a preview, in pixels
 MAX_SIDE = 1024
-#: the longest side of a cube preview drawn from a sparse grid of spectra
-COARSE_SIDE = 256
+#: the longest side of a cube preview drawn from a sparse grid of spectra (each a read of
+#: its own: 128 x 128 reads take about a second), and the side below which strided whole
+#: rows give way to that grid
+COARSE_SIDE = 128
 #: spectra summed to find the brightest channel of a large cube (a grid of this many a side)
 PROBE_SIDE = 32
 #: percentiles that set black and white
