@@ -47,6 +47,8 @@ MAX_SIDE = 1024
 COARSE_SIDE = 128
 #: spectra summed to find the brightest channel of a large cube (a grid of this many a side)
 PROBE_SIDE = 32
+#: rows read at once when every row is kept (bounds the memory a preview takes)
+BAND_BYTES = 16 << 20
 #: percentiles that set black and white
 LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
 #: bytes of the Description text (padded with spaces, so the size is known up front)
@@ -174,30 +176,30 @@ def _box(source: ArraySource, start: tuple[int, ...], extent: tuple[int, ...]) -
 
 
 def draw(source: ArraySource, budget: int = PREVIEW_READ_BUDGET) -> tuple[np.ndarray, str]:
-    """The preview's values (float64, before grey levels) and a sentence saying what was read."""
+    """The preview's values (float64, before grey levels) and a sentence saying what was read.
+
+    Every ``step``-th row is read whole (bands of consecutive rows of at most
+    :data:`BAND_BYTES` when every row is kept), reduced at once (a cube's channels
+    summed, every ``step``-th column kept), so memory stays at one band."""
     shape, isz = source.shape, source.dtype.itemsize
     cube = is_cube(shape, source.attrs)
     p = plan(shape, isz, cube, budget)
-    lead = (0,) * (len(shape) - (3 if cube else 2))
-    h, w = (shape[0], shape[1]) if cube else (shape[-2], shape[-1])
-    depth = shape[2] if cube else 1
-    rows = range(0, h, p.step)
     if p.mode == "coarse":
         return _coarse(source, p, budget)
-    if h * w * depth * isz <= budget:  # fits: one read of the whole frame or cube
-        block = _box(source, lead + (0, 0) + ((0,) if cube else ()), (1,) * len(lead) + (h, w) + ((depth,) if cube else ()))
-        block = block.reshape((h, w, depth) if cube else (h, w))[:: p.step, :: p.step]
-        nbytes = h * w * depth * isz
-    else:  # every step-th row, whole
-        parts = [_box(source, lead + (r, 0) + ((0,) if cube else ()),
-                      (1,) * len(lead) + (1, w) + ((depth,) if cube else ()))
-                 .reshape((w, depth) if cube else (w,))[:: p.step] for r in rows]
-        block = np.stack(parts)
-        nbytes = len(rows) * w * depth * isz
-    values = block.sum(axis=2, dtype=np.float64) if cube else block.astype(np.float64)
-    what = f"summed counts over all {depth} channels" if cube else (
-        "first frame" if lead else "the image")
-    return values, f"{what}; every {p.step}th row and column; read {nbytes} bytes"
+    lead = (0,) * (len(shape) - (3 if cube else 2))
+    h, w = (shape[0], shape[1]) if cube else (shape[-2], shape[-1])
+    tail: tuple[int, ...] = (shape[2],) if cube else ()
+    row_bytes = w * math.prod(tail) * isz
+    band = max(BAND_BYTES // max(row_bytes, 1), 1) if p.step == 1 else 1
+    parts = []
+    for r in range(0, h, p.step * band):
+        n = min(band, h - r)
+        block = _box(source, lead + (r, 0) + (0,) * len(tail), (1,) * len(lead) + (n, w) + tail)
+        block = block.reshape((n, w) + tail)[:, :: p.step]
+        parts.append(block.sum(axis=2, dtype=np.float64) if cube else block.astype(np.float64))
+    nbytes = p.height * row_bytes
+    what = f"summed counts over all {shape[-1]} channels" if cube else ("first frame" if lead else "the image")
+    return np.concatenate(parts), f"{what}; every {p.step}th row and column; read {nbytes} bytes"
 
 
 def _coarse(source: ArraySource, p: Plan, budget: int) -> tuple[np.ndarray, str]:
