@@ -236,6 +236,27 @@ def test_hyperspy_axes_against_rosettasciio(real_mount):
     assert compared >= 8
 
 
+def test_hyperspy_uniform_and_non_uniform_axes_written_by_rosettasciio(tmp_path, mount):
+    hspy = oracle_import("rsciio.hspy")
+    src = new_source(tmp_path)
+    energy = np.array([1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 13.0, 18.0, 24.0, 31.0, 39.0, 48.0])
+    signal = {"data": np.arange(36.0).reshape(3, 12), "original_metadata": {}, "tmp_parameters": {},
+              "axes": [{"size": 3, "scale": 0.25, "offset": -1.0, "name": "y", "navigate": True},
+                       {"axis": energy, "name": "E", "navigate": False}],
+              "metadata": {"General": {"title": "nu"}, "Signal": {"signal_type": ""}},
+              "attributes": {"_lazy": False}, "learning_results": {}, "models": {},
+              "package_info": {"name": "hyperspy", "version": "2.0"}}
+    hspy.file_writer(str(src / "nu.hspy"), signal)
+    axes = hspy.file_reader(str(src / "nu.hspy"))[0]["axes"]
+    with mount(src) as mnt:
+        folder = mnt / "nu.hspy/Experiments/nu"
+        assert np.array_equal(np.load(folder / "axis-0/axis.npy"),
+                              axes[0]["offset"] + axes[0]["scale"] * np.arange(axes[0]["size"]))
+        assert np.array_equal(np.load(folder / "axis-0/axis.npy"), [-1.0, -0.75, -0.5])
+        assert np.array_equal(np.load(folder / "axis-1/axis.npy"), axes[1]["axis"])
+        assert sorted(os.listdir(folder / "axis-1")) == [".attrs.txt", "axis.npy", "axis.txt"]  # stored, once
+
+
 def test_pymca_energy_axis_hdf5(tmp_path, mount):
     src = new_source(tmp_path)
     with h5py.File(src / "xrf.h5", "w") as f:
