@@ -6,6 +6,7 @@ rule is checked on a source that counts what it is asked for."""
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
@@ -163,3 +164,16 @@ def test_budget_limits_what_a_frame_preview_reads():
     assert values.shape == (p.height, p.width) and p.step > math.ceil(3000 / 1024)
     assert np.array_equal(values, frame[:: p.step, :: p.step])
     assert f"every {p.step}th row" in what
+
+
+def test_unreadable_data_gives_eio_for_its_preview(tmp_path, mount):
+    src = tmp_path / "src"
+    src.mkdir()
+    with h5py.File(src / "ext.h5", "w") as f:
+        f.create_dataset("gone", shape=(10, 10), dtype="<f8", external=[("gone.bin", 0, 800)])
+    with mount(src) as mnt:
+        assert os.stat(mnt / "ext.h5/gone.png").st_size == png.png_size(10, 10)
+        with pytest.raises(OSError) as err:
+            (mnt / "ext.h5/gone.png").read_bytes()
+        assert err.value.errno == errno.EIO
+        assert os.listdir(mnt / "ext.h5")  # the mount stays up
