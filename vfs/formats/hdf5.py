@@ -120,7 +120,7 @@ class H5Group(Directory):
                     log_once(reason, reason)
                     entries.add(_decode(bname), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
             view = H5View(self.h5, grp, self.h5name)
-            view._groups = [n for n, node in entries.items()  # soft links to groups too
+            view.group_names = [n for n, node in entries.items()  # soft links to groups too
                             if isinstance(node, H5Group) or (isinstance(node, Symlink) and view.group(n))]
             add_conventions(entries, view, (*self.h5.fid, self.h5name, "conv"), self.h5.mtime_ns, self.h5.ctx.cache)
         return entries
@@ -250,7 +250,8 @@ class H5View:
 
     def __init__(self, h5: H5File, grp: h5py.Group, h5name: bytes) -> None:
         self.h5, self.grp, self.h5name = h5, grp, h5name
-        self._groups: list[str] | None = None
+        #: member groups in order, when the caller knows them (else found on first use)
+        self.group_names: list[str] | None = None
         self.path = _decode(h5name) if h5name != b"/" else "/"
         self._attrs: dict[str, Any] | None = None
 
@@ -294,9 +295,9 @@ class H5View:
         return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache)
 
     def groups(self) -> list[str]:
-        if self._groups is None:
-            self._groups = [n for n in self.members() if isinstance(self._get(n), h5py.Group)]
-        return self._groups
+        if self.group_names is None:
+            self.group_names = [n for n in self.members() if isinstance(self._get(n), h5py.Group)]
+        return self.group_names
 
     def group(self, name: str) -> H5View | None:
         obj = self._get(name)

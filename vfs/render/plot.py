@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from vfs.arrays import ArraySource
 from vfs.cache import ChunkCache
 from vfs.limits import PREVIEW_READ_BUDGET
-from vfs.render.png import _CachedPng, encode_png
+from vfs.render.png import CachedPng, encode_png
 
 WIDTH, HEIGHT = 640, 400
 LEFT, RIGHT, TOP, BOTTOM = 80, 620, 20, 350  # plot area: [LEFT, RIGHT) x [TOP, BOTTOM)
@@ -82,7 +82,7 @@ def draw_plot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(img, np.uint8)
 
 
-class PlotRendering(_CachedPng):
+class PlotRendering(CachedPng):
     """``plot.png`` of a 1-D NXdata signal against its axis (or its index)."""
 
     def __init__(self, signal: ArraySource, axis: ArraySource | None, title: str,

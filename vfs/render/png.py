@@ -228,7 +228,7 @@ def _coarse(source: ArraySource, p: Plan, budget: int) -> tuple[np.ndarray, str]
                     f"read {nbytes} bytes")
 
 
-class _CachedPng:
+class CachedPng:
     """Shared part of the picture renderings: a size known up front, bytes drawn on the
     first read and kept in the chunk cache (redrawn if evicted)."""
 
@@ -249,7 +249,7 @@ class _CachedPng:
         return data[offset : offset + size]
 
 
-class PngRendering(_CachedPng):
+class PngRendering(CachedPng):
     """An image-like array source as a ``.png`` preview (see the module docstring)."""
 
     def __init__(self, source: ArraySource, cache: ChunkCache | None = None) -> None:
