@@ -46,6 +46,7 @@ from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, XattrLoader,
 from vfs.render.edf import FramewiseEdfRendering
 from vfs.render.files import BrokenFile, RenderedFile, add_array_files, renderings_for
 from vfs.render.npy import NpyRendering
+from vfs.render.png import PngRendering
 from vfs.render.txt import TxtRendering
 
 __all__ = ["DETECTOR", "FramewiseEdfRendering", "ImageFolder", "ImageModel", "ImageTree", "ModelBase", "kept_keys"]
@@ -136,7 +137,8 @@ class ImageTree:
 
     def add_source_files(self, entries: Entries, stem: str, source: ArraySource | str, ident: tuple[object, ...],
                          extras: Callable[[int], Mapping[str, Any]], xattrs: XattrLoader | None = None) -> None:
-        """``stem.npy``, ``stem.txt`` and ``stem.edf`` for a frame or a stack, rendered lazily.
+        """``stem.npy``, ``stem.txt``, ``stem.edf`` and ``stem.png`` for a frame or a stack,
+        rendered lazily.
 
         ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering. A
         source that cannot be read (a string: the reason) gets files that answer EIO.
@@ -149,6 +151,7 @@ class ImageTree:
             "npy": functools.partial(NpyRendering, source),
             "txt": functools.partial(TxtRendering, source),
             "edf": functools.partial(FramewiseEdfRendering, source, extras),
+            "png": functools.partial(PngRendering, source),
         }
         for suffix in renderings_for(source):
             entries.add(f"{stem}.{suffix}", RenderedFile(self.ino(*ident, suffix), self.mtime, makers[suffix], xattrs))

@@ -8,7 +8,7 @@ and ``scan.spec``.
       measurement/mca_<a>/data.* info       links to instrument/mca_<a>
       instrument/specfile/file_header.txt scan_header.txt
       instrument/positioners/<motor>.npy|.txt
-      instrument/mca_<a>/data.* calibration channels preset_time live_time elapsed_time
+      instrument/mca_<a>/data.* calibration channels energy preset_time live_time elapsed_time
       sample/unit_cell* ub_matrix           where #G1 / #G3 (#UB) hold values
 
 :class:`ScanParts` holds what the folders of one scan share (the parsed scan, its
@@ -27,6 +27,7 @@ import numpy as np
 
 from vfs.arrays import ArraySource, MemorySource
 from vfs.formats import specparse as sp
+from vfs.formats.conventions import energy_values
 from vfs.formats.specsources import ColumnSource, McaSource, ScanSpecFile
 from vfs.logutil import log_once
 from vfs.naming import safe_name
@@ -35,10 +36,6 @@ from vfs.render.files import add_array_files, suffixes_for
 
 if TYPE_CHECKING:
     from vfs.formats.spec import ScanFolder
-
-#: an analyser's spectra are a 2-D float64 array: these are its renderings
-MCA_SUFFIXES = suffixes_for((1, 1), np.dtype(np.float64))
-
 
 def _text(text: str) -> bytes:
     return (text + "\n").encode("utf-8", "surrogateescape") if text else b""
@@ -59,6 +56,7 @@ class ScanParts:
         self.header = header
         self.mtime = folder.mtime_ns
         self.columns = self._columns()
+        self._mca_shapes: dict[int, tuple[int, int]] = {}
 
     def ino(self, *path: object) -> int:
         return make_ino(self.root.ident, self.folder.key, *path)
@@ -73,6 +71,25 @@ class ScanParts:
 
     def mca_names(self) -> list[str]:
         return [f"mca_{a}" for a in range(self.scan.analysers)]
+
+    def mca_ranges(self, a: int) -> list[tuple[int, int]]:
+        """File byte ranges of analyser ``a``'s spectra, one per point (whole points only)."""
+        scan, start = self.scan, self.folder.span[0]
+        k = scan.analysers
+        ranges = [(start + s, start + e) for s, e in scan.spectra]
+        return ranges[a::k][: len(ranges) // k]
+
+    def mca_shape(self, a: int) -> tuple[int, int]:
+        """(points, channels) of analyser ``a``: channels from its first spectrum."""
+        if a not in self._mca_shapes:
+            first = self.scan.spectra[a] if a < len(self.scan.spectra) else (0, 0)
+            nch = sp.parse_spectrum(self.block[first[0] : first[1]]).size
+            self._mca_shapes[a] = (len(self.mca_ranges(a)), nch)
+        return self._mca_shapes[a]
+
+    def mca_suffixes(self, a: int) -> list[str]:
+        """The renderings of analyser ``a``'s spectra (a preview only when not empty)."""
+        return suffixes_for(self.mca_shape(a), np.dtype(np.float64))
 
     def _columns(self) -> list[tuple[str, str, ColumnSource]]:
         """(label, file stem, source) per column: named by ``#L``, ``column_<j>`` where
@@ -155,7 +172,7 @@ class McaLinks(ScanSubfolder):
         name = self.path.rpartition("/")[2]
         target = f"../../instrument/{name}"
         links = Entries()
-        for suffix in MCA_SUFFIXES:
+        for suffix in self.parts.mca_suffixes(int(name.partition("_")[2])):
             links.add(f"data.{suffix}", Symlink(self.parts.ino(f"{self.path}/data.{suffix}"), self.parts.mtime,
                                                 f"{target}/data.{suffix}"))
         links.add("info", Symlink(self.parts.ino(f"{self.path}/info"), self.parts.mtime, target))
@@ -231,23 +248,23 @@ class McaFolder(ScanSubfolder):
         parts, a, path = self.parts, self.analyser, self.path
         scan, root, folder = parts.scan, parts.root, parts.folder
         name = path.rpartition("/")[2]
-        k = scan.analysers
-        start = folder.span[0]
-        ranges = [(start + s, start + e) for s, e in scan.spectra]
-        mine = ranges[a::k][: len(ranges) // k]
-        first = scan.spectra[a] if a < len(scan.spectra) else (0, 0)
-        nch = sp.parse_spectrum(parts.block[first[0] : first[1]]).size
-        key = (root.ident, root.build, folder.key, start, name, k)
-        source = McaSource(root.view, mine, nch, f"{root.path}::{folder.key}/{path}/data", key, root.ctx)
+        nch = parts.mca_shape(a)[1]
+        key = (root.ident, root.build, folder.key, folder.span[0], name, scan.analysers)
+        source = McaSource(root.view, parts.mca_ranges(a), nch, f"{root.path}::{folder.key}/{path}/data", key,
+                           root.ctx)
         entries = Entries()
-        parts.arrays(entries, f"{path}/data", "data", source, MCA_SUFFIXES)
+        parts.arrays(entries, f"{path}/data", "data", source, parts.mca_suffixes(a))
         calib_text = self._per_analyser(b"CALIB")
         calib = sp.numbers(calib_text, 3) if calib_text is not None else []
         if calib_text is not None and len(calib) < 3:
             log_once(f"spec-calib:{root.path}:{calib_text!r}", f"{root.path}: unreadable #@CALIB {calib_text!r}")
         parts.arrays(entries, f"{path}/calibration", "calibration",
                      MemorySource(np.array(calib if len(calib) == 3 else [0.0, 1.0, 0.0]), "calibration"))
-        parts.arrays(entries, f"{path}/channels", "channels", MemorySource(self.channels(nch), "channels"))
+        channels = self.channels(nch)
+        parts.arrays(entries, f"{path}/channels", "channels", MemorySource(channels, "channels"))
+        if len(calib) == 3:  # PyMca's energy axis, where the scan has a calibration
+            parts.arrays(entries, f"{path}/energy", "energy",
+                         MemorySource(energy_values(np.array(calib), channels), "energy"), ["npy", "txt"])
         ctime = self._per_analyser(b"CTIME")
         if ctime is not None and len(sp.numbers(ctime, 3)) == 3:
             for stem, value in zip(("preset_time", "live_time", "elapsed_time"), sp.numbers(ctime, 3)):
