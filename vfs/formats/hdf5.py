@@ -30,9 +30,10 @@ import numpy as np
 from vfs.arrays import ArraySource
 from vfs.context import Context
 from vfs.formats.conventions import add_conventions
-from vfs.formats.h5arrays import clean_dtype, make_source
+from vfs.formats.h5arrays import clean_dtype, element_layout, make_source
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
+from vfs.lazyarrays import LazySource
 from vfs.logutil import log_once
 from vfs.naming import safe_name, safe_path
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
@@ -140,15 +141,15 @@ class H5Group(Directory):
         elif link.type == h5py.h5l.TYPE_EXTERNAL:
             filename, objpath = grp.id.links.get_val(bname)
             self._add_external(entries, name, _decode(filename), _decode(objpath))
-        else:
-            obj = grp[bname]
-            addr = h5py.h5o.get_info(obj.id).addr
-            ino = make_ino(*self.h5.fid, addr)
-            if isinstance(obj, h5py.Group):
+        else:  # low-level ids: no h5py.Dataset/Group objects (their set-up costs more than this)
+            obj = h5py.h5o.open(grp.id, bname)
+            info = h5py.h5o.get_info(obj)
+            ino = make_ino(*self.h5.fid, info.addr)
+            if isinstance(obj, h5py.h5g.GroupID):
                 entries.add(name, H5Group(self.h5, full, ino))
-            elif isinstance(obj, h5py.Dataset):
-                add_dataset(entries, self.h5, obj, full, name, ino)
-            elif isinstance(obj, h5py.Datatype):
+            elif isinstance(obj, h5py.h5d.DatasetID):
+                add_dataset(entries, self.h5, obj, full, name, ino, info.num_attrs)
+            elif isinstance(obj, h5py.h5t.TypeID):
                 text = f"{obj.dtype!r}\n".encode()
                 entries.add(f"{name}.dtype.txt", BytesFile(ino, self.h5.mtime_ns, text))
 
@@ -216,11 +217,13 @@ def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
     return suffixes_for(tuple(shape), dt)
 
 
-def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, name: str, ino: int) -> None:
-    """Add the files of one dataset (call with :data:`H5_LOCK` held)."""
+def add_dataset(entries: Entries, h5: H5File, ds: h5py.h5d.DatasetID, h5name: bytes, name: str, ino: int,
+                num_attrs: int) -> None:
+    """Add the files of one dataset (call with :data:`H5_LOCK` held). Only its shape and
+    dtype are read; its source is built when first read (:func:`lazy_source`)."""
     where = f"{h5.path}:{_decode(h5name)}"
     xattrs = h5.xattr_loader(h5name)
-    if h5py.h5o.get_info(ds.id).num_attrs:
+    if num_attrs:
         entries.add(f".{name}.attrs.txt", h5.attrs_file(h5name, make_ino(ino, "attrs")))
     try:
         dtype = clean_dtype(ds.dtype)
@@ -237,13 +240,33 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         if dtype.kind == "O":
             return
     label = f"{h5.path}:{_decode(h5name)}"
-    attrs = read_attrs(ds, where) if len(shape) >= 2 and dtype.kind in "biuf" else None
-    source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
+    with_attrs = num_attrs > 0 and len(shape) >= 2 and dtype.kind in "biuf"  # .edf header keys
+    source = lazy_source(h5, ds, h5name, label, with_attrs)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
             add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"])
         return
     add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, cache=h5.ctx.cache)
+
+
+def lazy_source(h5: H5File, ds: h5py.h5d.DatasetID, h5name: bytes, label: str, with_attrs: bool) -> LazySource:
+    """A source with the dataset's shape and dtype, built by :func:`make_source` on
+    first read; its attributes (``with_attrs``) are read when first asked for."""
+    shape, dtype = element_layout(ds)  # type: ignore[arg-type]  # a DatasetID has shape and dtype
+    where = f"{h5.path}:{_decode(h5name)}"
+
+    def attrs() -> Mapping[str, Any]:
+        with H5_LOCK:
+            return read_attrs(POOL.get(h5.path)[h5name], where)
+
+    def build() -> ArraySource:
+        with H5_LOCK:
+            dataset = POOL.get(h5.path)[h5name]
+            return make_source(h5.path, dataset, h5name, label, (h5.key, h5name), h5.ctx.cache,
+                               dict(source.attrs) or None)
+
+    source = LazySource(shape, dtype, label, build, attrs if with_attrs else None, H5_LOCK)
+    return source
 
 
 class H5View:

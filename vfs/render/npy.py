@@ -31,6 +31,7 @@ class _HeaderOnly(io.BytesIO):
         return super().write(data)
 
 
+@functools.lru_cache(maxsize=4096)  # a folder of 1,000 images asks 1,000 times for one header
 def npy_header(shape: tuple[int, ...], dtype: np.dtype[Any]) -> bytes:
     """The header ``numpy.save`` writes for a C-ordered array of this shape and dtype.
 
