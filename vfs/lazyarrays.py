@@ -39,7 +39,8 @@ class LazySource(ArraySource):
         attrs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
         lock: Any = None,
     ) -> None:
-        super().__init__(shape, dtype, shape, label, attrs)
+        # ArraySource.__init__ without its per-axis checks: this runs once per listed array
+        self.shape, self.dtype, self.label, self._attrs = tuple(shape), np.dtype(dtype), label, attrs
         self._build: Callable[[], ArraySource] | None = build
         self._lock = lock if lock is not None else threading.RLock()
         self._source: ArraySource | None = None
@@ -65,8 +66,8 @@ class LazySource(ArraySource):
         return self.source.chunks
 
     @chunks.setter
-    def chunks(self, value: Index) -> None:  # set by ArraySource.__init__ (a placeholder)
-        pass
+    def chunks(self, value: Index) -> None:
+        raise AttributeError("the chunks of a lazy source are its built source's")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # not found during construction or copying: not the source's

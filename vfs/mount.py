@@ -10,12 +10,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import itertools
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
@@ -30,6 +31,9 @@ from vfs.tree import MountRoot  # noqa: E402
 
 BLOCK_SIZE = 1 << 20
 READ_AHEAD_KB = 1024
+
+#: libfuse 3's ``FUSE_READDIR_PLUS`` (readdir flags) and ``FUSE_FILL_DIR_PLUS`` (filler flags)
+READDIR_PLUS, FILL_DIR_PLUS = 1, 2
 
 MODES = {"dir": stat.S_IFDIR | 0o555, "file": stat.S_IFREG | 0o444, "link": stat.S_IFLNK | 0o777}
 
@@ -101,7 +105,10 @@ class VfsOperations(fuse.Operations):
     # -- metadata ------------------------------------------------------------------
     @guarded
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        node = self.node(path)
+        return self.stat_of(self.node(path))
+
+    def stat_of(self, node: Node) -> dict[str, Any]:
+        """The ``stat`` fields of a node (getattr, and READDIRPLUS entries)."""
         st: dict[str, Any] = {
             "st_ino": node.ino,
             "st_uid": self.uid,
@@ -122,14 +129,34 @@ class VfsOperations(fuse.Operations):
         return st
 
     @guarded
-    def readdir(self, path: str, fh: Any) -> list[tuple[str, dict[str, int], int]]:
+    def readdir(self, path: str, fh: Any) -> list[tuple[str, dict[str, Any], int]]:
+        return [(name, attrs, 0) for name, attrs, _ in self.readdir_page(path, 0, False)]
+
+    @guarded
+    def readdir_page(self, path: str, offset: int, plus: bool) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        """The entries of a folder from position ``offset`` on (``.`` is 0), for libfuse's
+        offset mode; each entry's attributes are computed only when the caller takes it.
+
+        With ``plus`` (READDIRPLUS) an entry carries its full attributes (``True``), which
+        the kernel keeps, so ``ls -l`` makes no lookup per entry; files whose size needs
+        work first (``File.size_ready``: attribute text, scalar values, renderings made on
+        first use) keep the short form (mode and inode): a plain listing never reads them."""
         node = self.node(path)
         if not isinstance(node, Directory):
             raise fuse.FuseOSError(errno.ENOTDIR)
-        out = [(".", {"st_mode": stat.S_IFDIR, "st_ino": node.ino}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
-        for name, child in node.children().items():
-            out.append((name, {"st_mode": MODES[child.kind], "st_ino": child.ino}, 0))
-        return out
+        items = itertools.islice(itertools.chain(((".", node), ("..", None)), node.children().items()), offset, None)
+        return ((name, *self.entry_attrs(name, child, plus)) for name, child in items)
+
+    def entry_attrs(self, name: str, child: Node | None, plus: bool) -> tuple[dict[str, Any], bool]:
+        """One entry of :meth:`readdir_page`: its attributes, and whether they are full."""
+        if plus and child is not None and name != "." and (not isinstance(child, File) or child.size_ready):
+            try:
+                return self.stat_of(child), True
+            except Exception:  # listed all the same; its lookup will say why
+                pass
+        if child is None:
+            return {"st_mode": stat.S_IFDIR}, False
+        return {"st_mode": MODES[child.kind], "st_ino": child.ino}, False
 
     @guarded
     def readlink(self, path: str) -> str:
@@ -194,7 +221,24 @@ class VfsOperations(fuse.Operations):
 
 
 class VfsFUSE(fuse.FUSE):  # type: ignore[misc]
-    """mfusepy's FUSE, with reads copied once, straight from a numpy buffer into libfuse's."""
+    """mfusepy's FUSE, with reads copied once, straight from a numpy buffer into libfuse's,
+    and READDIRPLUS answered with full attributes (mfusepy gives mode and inode only)."""
+
+    def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
+        """Offset mode (libfuse passes a READDIRPLUS entry's attributes to the kernel only
+        in that mode): entry ``k`` (``.`` is 0) has offset ``k + 1``; the kernel asks again
+        from the offset where the page filled up."""
+        plus = bool(flags & READDIR_PLUS)
+        decoded = "/" if path is None else path.decode(self.encoding, self.errors)
+        for k, (name, attrs, full) in enumerate(self.operations.readdir_page(decoded, offset, plus), offset + 1):
+            st = fuse.c_stat()
+            if full:
+                fuse.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            else:
+                st.st_mode, st.st_ino = attrs["st_mode"], attrs.get("st_ino", 0)
+            if filler(buf, name.encode(self.encoding, self.errors), st, k, FILL_DIR_PLUS if full else 0):
+                break
+        return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         fh = fip.contents if self.raw_fi else fip.contents.fh

@@ -105,6 +105,12 @@ class File(Node):
     def size(self) -> int:
         raise NotImplementedError
 
+    @property
+    def size_ready(self) -> bool:
+        """Whether :attr:`size` costs no more than arithmetic now (nothing to read or
+        build first): a listing gives the sizes of such files only (READDIRPLUS)."""
+        return True
+
     def open(self) -> None:
         """Called when a reader opens the file: raise to refuse (e.g. EIO) up front."""
 
@@ -135,6 +141,10 @@ class BytesFile(File):
         super().__init__(ino, mtime_ns, xattrs)
         self._content: bytes | None = content if isinstance(content, bytes) else None
         self._make = None if isinstance(content, bytes) else content
+
+    @property
+    def size_ready(self) -> bool:
+        return self._content is not None
 
     def content(self) -> bytes:
         if self._content is None:

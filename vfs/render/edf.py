@@ -9,6 +9,7 @@ are the source's raw bytes in the source's byte order.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -98,6 +99,12 @@ def pad_header(text: bytes, size: int) -> bytes:
     return text + b" " * (size - len(text) - 2) + b"}\n"
 
 
+@functools.lru_cache(maxsize=4096)  # a folder of like images asks once per shape and dtype
+def _plain_header_size(shape2: tuple[int, int], dtype: np.dtype[Any], image: int) -> int:
+    """The size of the last frame's header of an array without header keys."""
+    return len(edf_header(shape2, dtype, image, {}))
+
+
 class EdfRendering:
     """An array source of 2 or more dimensions as a (multi-frame) EDF file."""
 
@@ -109,8 +116,11 @@ class EdfRendering:
         self.nframes = math.prod(source.shape[:-2])
         self.extra = dict(source.attrs if extra is None else extra)
         self.max_value = max_value
-        last = edf_header(self.frame_shape, source.dtype, max(self.nframes, 1), self.extra, max_value=max_value)
-        self.header_size = len(last)
+        if self.extra:
+            last = edf_header(self.frame_shape, source.dtype, max(self.nframes, 1), self.extra, max_value=max_value)
+            self.header_size = len(last)
+        else:
+            self.header_size = _plain_header_size(self.frame_shape, source.dtype, max(self.nframes, 1))
         self.frame_bytes = self.frame_shape[0] * self.frame_shape[1] * source.dtype.itemsize
 
     def own_header(self, k: int) -> bytes:

@@ -54,6 +54,10 @@ class RenderedFile(File):
     def size(self) -> int:
         return self.rendering.size
 
+    @property
+    def size_ready(self) -> bool:
+        return "rendering" in self.__dict__  # made (functools.cached_property keeps it there)
+
     def read(self, offset: int, size: int) -> bytes:
         return self.rendering.read(offset, size)
 

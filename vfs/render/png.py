@@ -25,6 +25,7 @@ The rule (docs/layout.md, "Preview pictures"):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import struct
@@ -99,6 +100,7 @@ class Plan:
     width: int
 
 
+@functools.lru_cache(maxsize=4096)  # a folder of like images plans one picture
 def plan(shape: tuple[int, ...], itemsize: int, cube: bool, budget: int = PREVIEW_READ_BUDGET) -> Plan:
     """The preview's mode, stride and picture size (see the module docstring)."""
     h, w = (shape[0], shape[1]) if cube else (shape[-2], shape[-1])
