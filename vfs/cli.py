@@ -125,17 +125,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
         return daemonize(args, mountpoint)
     setup_logging(args.log_file, args.debug)
     tame_malloc()
-    from vfs.context import Context
     from vfs.mount import run
-    from vfs.tree import build_root
+    from vfs.view import View
 
-    root_dir = source if os.path.isdir(source) else os.path.dirname(source)
-    ctx = Context(root=os.path.realpath(root_dir), cache=ChunkCache(args.cache_size),
-                  formats=frozenset(filter(None, args.formats.split(","))),
-                  mount_is_folder=os.path.isdir(source))
-    root = build_root(source, ctx)
+    view = View(source, cache_size=args.cache_size, formats=frozenset(filter(None, args.formats.split(","))))
     logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)
-    run(root, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options),
+    run(view, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options),
         read_ahead_kb=args.read_ahead)
     return 0
 
