@@ -19,6 +19,11 @@ Mount a folder of SPEC, EDF and HDF5/NeXus files read-only: each data file appea
 folder, datasets as .npy/.txt/.edf files computed on demand.
 
 Unmount with:  fusermount3 -u MOUNTPOINT   (or fusermount -u MOUNTPOINT)
+
+Without a mount (no FUSE needed), PATH being a real path continued into the tree:
+  vfs ls /data/run7/scan.h5/entry        vfs cat /data/run7/scan.h5/entry/title.txt
+  vfs cp /data/run7/scan.h5/entry/data/data.npy /tmp/
+  vfs tree -L 2 /data/run7/scan.h5       vfs info /data/run7/scan.h5/entry/data/data.npy
 """
 
 
@@ -65,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "mmap'ed cube) read less")
     m.add_argument("--log-file", metavar="PATH", help="write the log there (default: standard error)")
     m.add_argument("--debug", action="store_true", help="log every problem with its traceback, and FUSE requests")
+
+    from vfs.cli_view import add_commands
+
+    add_commands(sub)
 
     s = sub.add_parser("sample", help="write sample SPEC, EDF and HDF5/NeXus files into FOLDER")
     s.add_argument("folder")
@@ -169,4 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "mount":
         return cmd_mount(args)
-    return cmd_sample(args)
+    if args.command == "sample":
+        return cmd_sample(args)
+    from vfs.cli_view import run
+
+    return run(args)

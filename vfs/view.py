@@ -109,7 +109,7 @@ class View:
         is_dir = os.path.isdir(self.source)
         root_dir = self.source if is_dir else os.path.dirname(self.source)
         self.ctx = ctx or Context(root=os.path.realpath(root_dir), cache=ChunkCache(cache_size),
-                                  formats=frozenset(formats), mount_is_folder=is_dir)
+                                  formats=frozenset(formats), mount_is_folder=is_dir, source=self.source)
         self.root = build_root(self.source, self.ctx)
 
     # -- lookup ------------------------------------------------------------------------
