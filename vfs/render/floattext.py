@@ -105,7 +105,9 @@ def shortest_digits(x: np.ndarray, gaps: tuple[np.ndarray, np.ndarray], even: np
         exact_scale = lo == 0
     else:
         exact_scale = (s >= 0) & (s <= _EXACT_POWER[ndig])
-    factor = np.where(exact_scale, np.where(even, 1.0, 1 - 1e-12), 0.9998) * scale
+    # an inexact scaling errs by ~1e-30 (double-double) or ~1e-16 (float16/32) of the
+    # value, far inside these margins
+    factor = np.where(exact_scale, np.where(even, 1.0, 1 - 1e-12), 1 - 1e-9 if exact else 1 - 1e-6) * scale
     tol_below, tol_above = gaps[0] * factor, gaps[1] * factor
     if exact:
         floor = np.floor(hi)
@@ -125,22 +127,30 @@ def shortest_digits(x: np.ndarray, gaps: tuple[np.ndarray, np.ndarray], even: np
 
         def nearest(kk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             step = _POW10_F[ndig - kk]
-            c = np.rint(hi / step)  # halfway cases to even, as printf does
-            return c.astype(np.int64), c * step - hi
+            c = hi / step
+            np.rint(c, out=c)  # halfway cases to even, as printf does
+            diff = c * step
+            diff -= hi
+            return c, diff
 
     # bisection on k: the smallest digit count within tolerance (monotone in k; ndig
     # digits always are)
     lo_k = np.ones(len(x), np.int64)
     hi_k = np.full(len(x), ndig, np.int64)
     best = nearest(hi_k)[0]
+    neg_below = -tol_below
     for _ in range(int(np.ceil(np.log2(ndig)))):
-        mid = (lo_k + hi_k) >> 1
+        mid = lo_k + hi_k
+        mid >>= 1
         c, diff = nearest(mid)
-        ok = np.abs(diff) <= np.where(diff < 0, tol_below, tol_above)
-        hi_k = np.where(ok, mid, hi_k)
-        lo_k = np.where(ok, lo_k, mid + 1)
-        best = np.where(ok, c, best)
-    k, d = hi_k, best
+        ok = diff <= tol_above
+        ok &= diff >= neg_below
+        np.copyto(hi_k, mid, where=ok)
+        np.copyto(best, c, where=ok)
+        mid += 1
+        np.copyto(lo_k, mid, where=~ok)
+    k = hi_k
+    d = best.astype(np.int64)
     carry = d >= _POW10_I[k]  # 9.99 -> 10: one digit, next exponent
     if carry.any():
         d = np.where(carry, 1, d)
@@ -243,7 +253,7 @@ def float_cells(values: np.ndarray, width: int | None = None) -> np.ndarray:
         src[:, : ndig] = src[:, first : first + ndig]
     ae = np.abs(e)
     src[:, _ESIGN] = np.where(e < 0, 45, 43)
-    src[:, _EXP : _EXP + 3] = _DIG3[ae]
+    src[:, _EXP : _EXP + 3] = _DIG3V[ae].view(np.uint8).reshape(n, 3)
     if isz == 8:  # Python's repr: by the printed exponent
         positional = (e >= -4) & (e < POSITIONAL_BELOW[isz])
     else:  # numpy's str of float32/16: by the value
