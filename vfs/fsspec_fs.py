@@ -66,7 +66,7 @@ class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]
     # -- metadata ------------------------------------------------------------------------
     def _entry(self, path: str) -> dict[str, Any]:
         """fsspec's description of one entry (links followed)."""
-        link = stat_of(self.view.node(path)) if path else None
+        link = stat_of(self.view.resolve(path, follow=False)[1]) if path else None
         try:
             st = self.view.stat(path, follow_symlinks=True)
         except FileNotFoundError:
@@ -90,6 +90,33 @@ class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]
         else:
             entries = [self._entry(f"{path}/{name}" if path else name) for name in node.children()]
         return entries if detail else [e["name"] for e in entries]
+
+    def walk(self, path: str, maxdepth: int | None = None, topdown: bool = True, on_error: Any = "omit",
+             **kwargs: Any) -> Any:
+        """As fsspec's walk, but a symlinked folder is listed and not entered (HDF5 links
+        to a parent group would otherwise make it endless), as ``os.walk`` does."""
+        detail = kwargs.pop("detail", False)
+        path = self._strip_protocol(path)
+        try:
+            listing = self.ls(path, detail=True)
+        except OSError as exc:
+            if on_error == "raise":
+                raise
+            if callable(on_error):
+                on_error(exc)
+            return
+        dirs = {e["name"].rsplit("/", 1)[-1]: e for e in listing if e["type"] == "directory"}
+        files = {e["name"].rsplit("/", 1)[-1]: e for e in listing if e["type"] != "directory"}
+        entry = (path, dirs, files) if detail else (path, list(dirs), list(files))
+        if topdown:
+            yield entry
+        if maxdepth is None or maxdepth > 1:
+            for name, info in dirs.items():
+                if not info.get("islink"):
+                    yield from self.walk(info["name"], None if maxdepth is None else maxdepth - 1, topdown,
+                                         on_error, detail=detail, **kwargs)
+        if not topdown:
+            yield entry
 
     def modified(self, path: str) -> Any:
         import datetime

@@ -38,13 +38,14 @@ import numpy as np
 
 from vfs.cache import DEFAULT_BUDGET, ChunkCache
 from vfs.context import Context
-from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, VfsError
+from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, Unreadable, VfsError
 from vfs.nodes import Directory, File, Node, Symlink, walk
 from vfs.tree import build_root
 
 #: symlinks followed in one lookup before ELOOP (the kernel's limit)
 MAX_SYMLINKS = 40
 BLOCK_SIZE = 1 << 20
+PAGE = 4096
 
 #: permission bits per kind: read-only for everyone (one place for every client)
 PERMISSIONS = {"dir": 0o555, "file": 0o444, "link": 0o777}
@@ -114,8 +115,14 @@ class View:
 
     # -- lookup ------------------------------------------------------------------------
     def node(self, path: str) -> Node:
-        """The node at ``path`` itself (a symlink is not followed), like ``lstat``."""
-        return walk(self.root, split(path))
+        """The node at ``path`` itself (a symlink in the last component is not followed),
+        like ``lstat``. The FUSE adapter calls this for every request: the kernel never
+        sends a path with a symlink inside, so the plain walk serves it."""
+        parts = split(path)
+        try:
+            return walk(self.root, parts)
+        except NotADirectory:
+            return self.resolve(path, follow=False)[1]
 
     def resolve(self, path: str, follow: bool = True) -> tuple[str, Node]:
         """The canonical path and node of ``path``, following symlinks inside the view in
@@ -261,7 +268,16 @@ class NodeReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
-        data: Any = self.node.read_buffer(self.pos, len(out))
+        try:
+            data: Any = self.node.read_buffer(self.pos, len(out))
+        except Unreadable:
+            # as the kernel does for a mount: a large read that fails is retried for the
+            # page it starts in, so bytes before a damaged part stay readable
+            page_end = (self.pos // PAGE + 1) * PAGE
+            if self.pos + len(out) <= page_end:
+                raise
+            out = out[: page_end - self.pos]
+            data = self.node.read_buffer(self.pos, len(out))
         if isinstance(data, np.ndarray):
             data = data.reshape(-1).view(np.uint8)
         raw = memoryview(data).cast("B")
