@@ -20,45 +20,13 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.edf_files import frame_block
 from tests.mounting import mounted
+from tests.viewdata import write_source
 from vfs.view import View
-
-SMALL = np.array([0.99, 2.5, 1.595026e-13, -3.0, 1e16, np.nan, 123456.789, 1e-5, -0.0, np.inf])
-SPEC = b"""#F run.spec
-#E 1700000000
-#D Tue Nov 14 22:13:20 2023
-
-#S 1 ascan  th 0 1  2 0.1
-#D Tue Nov 14 22:13:20 2023
-#N 3
-#L th  Monitor  I0
-0.99 1.595026e-13 7
-2.5 -3.25e+21 8
-0.1 1e-05 9
-"""
-
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("conformance_src")
-    rng = np.random.default_rng(3)
-    with h5py.File(src / "scan.h5", "w") as f:
-        entry = f.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry["title"] = "my scan"
-        entry["small"] = SMALL
-        entry.create_dataset("image", data=(rng.standard_normal((400, 400)) * 1e3).astype(np.float32),
-                             chunks=(50, 400), compression="gzip", shuffle=True)
-        entry.create_dataset("counts", data=rng.integers(-5, 10**6, 1000).astype(np.int32))
-        entry["link"] = h5py.SoftLink("/entry/small")
-        entry["here"] = h5py.SoftLink("/entry")
-        entry["ext"] = h5py.ExternalLink("not_there.h5", "/x")
-    (src / "run.spec").write_bytes(SPEC)
-    (src / "notes.txt").write_bytes(b"plain file\n")
-    frame = frame_block(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
-    (src / "cut.edf").write_bytes(frame[: len(frame) - 3000])  # truncated: data past the end is EIO
-    return src
+    return write_source(tmp_path_factory.mktemp("conformance_src"))
 
 
 def h5(source: Path, name: str) -> np.ndarray:
