@@ -83,6 +83,41 @@ def _scaled(x: np.ndarray, s: np.ndarray, exact: bool) -> tuple[np.ndarray, np.n
     return hi, err + x * _P_LO[i]
 
 
+def scale_to_digits(x: np.ndarray, ndig: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decimal exponent ``e`` of positive ``x`` and ``x * 10**(ndig-1-e)`` (in
+    ``[10**(ndig-1), 10**ndig)``) as hi + lo (double-double for float64's 17 digits)."""
+    exact = ndig > 9
+    e = np.floor(np.log10(x)).astype(np.int64)
+    for _ in range(3):  # log10 can be one off near powers of ten
+        hi, lo = _scaled(x, ndig - 1 - e, exact)
+        top, bottom = _POW10_F[ndig], _POW10_F[ndig - 1]
+        if exact:  # compare hi + lo, not the rounded hi alone
+            above = (hi > top) | ((hi == top) & (lo >= 0))
+            below = (hi < bottom) | ((hi == bottom) & (lo < 0))
+        else:
+            above, below = hi >= top, hi < bottom
+        shift = above.astype(np.int64) - below
+        if not shift.any():
+            break
+        e = e + shift
+    return e, hi, lo
+
+
+def digit_chars(d: np.ndarray, ndig: int) -> np.ndarray:
+    """``(n, ndig)`` ASCII digits of non-negative integers below ``10**ndig`` (zero-padded)."""
+    groups = -(-ndig // 3)
+    if groups > 3:
+        top, low = np.divmod(d, 10**9)
+        parts = [top.astype(np.uint32), low.astype(np.uint32)]
+    else:
+        parts = [d.astype(np.uint32)]
+    cols = []
+    for part in parts:
+        cols += [part // 1000000, part // 1000 % 1000, part % 1000]
+    chars = _DIG3V[np.stack(cols[len(cols) - groups:], axis=1)].view(np.uint8).reshape(len(d), 3 * groups)
+    return chars[:, 3 * groups - ndig:]
+
+
 def shortest_digits(x: np.ndarray, gaps: tuple[np.ndarray, np.ndarray], even: np.ndarray,
                     ndig: int) -> tuple[np.ndarray, ...]:
     """For positive finite normal ``x`` (float64 values) with ``gaps`` the distances to the
@@ -91,12 +126,7 @@ def shortest_digits(x: np.ndarray, gaps: tuple[np.ndarray, np.ndarray], even: np
     of the leading digit, with ``d * 10**(e-k+1)`` the closest ``k``-digit decimal that
     reads back, ``k`` as small as possible."""
     exact = ndig > 9  # float64 needs double-double; float16/32 fit a double's precision
-    e = np.floor(np.log10(x)).astype(np.int64)
-    hi, lo = _scaled(x, ndig - 1 - e, exact)
-    shift = (hi >= _POW10_F[ndig]).astype(np.int64) - (hi < _POW10_F[ndig - 1])
-    if shift.any():  # log10 can be one off near powers of ten
-        e = e + shift
-        hi, lo = _scaled(x, ndig - 1 - e, exact)
+    e, hi, lo = scale_to_digits(x, ndig)
     s = ndig - 1 - e
     scale = _P_HI[s + _SMAX] * 0.5
     # How close a candidate must be: within half the gap on its side. Exactly half is
@@ -139,12 +169,21 @@ def shortest_digits(x: np.ndarray, gaps: tuple[np.ndarray, np.ndarray], even: np
     hi_k = np.full(len(x), ndig, np.int64)
     best = nearest(hi_k)[0]
     neg_below = -tol_below
+    uneven = tol_below != tol_above
     for _ in range(int(np.ceil(np.log2(ndig)))):
         mid = lo_k + hi_k
         mid >>= 1
         c, diff = nearest(mid)
         ok = diff <= tol_above
         ok &= diff >= neg_below
+        if uneven.any():  # at a power of two the gap below is half the gap above: the
+            # neighbour on the other side may read back when the nearest does not
+            step = _POW10_F[ndig - mid]
+            other = np.where(diff < 0, diff + step, diff - step)
+            swap = uneven & ~ok & (other <= tol_above) & (other >= neg_below)
+            if swap.any():
+                c = np.where(swap, np.where(diff < 0, c + 1, c - 1), c)
+                ok |= swap
         np.copyto(hi_k, mid, where=ok)
         np.copyto(best, c, where=ok)
         mid += 1
@@ -236,21 +275,7 @@ def float_cells(values: np.ndarray, width: int | None = None) -> np.ndarray:
     e = np.where(zero, 0, e)
     src = np.empty((n, _COLS), np.uint8)
     src[:, _NDIGCOL : _NDIGCOL + len(_CONST)] = np.frombuffer(_CONST, np.uint8)
-    padded = d * _POW10_I[ndig - k]  # digits left-aligned in ndig places
-    groups = -(-ndig // 3)
-    first = 3 * groups - ndig  # leading zeros of the 3-digit groups
-    if groups > 3:
-        top, low = np.divmod(padded, 10**9)
-        parts = [top.astype(np.uint32), low.astype(np.uint32)]
-    else:
-        parts = [padded.astype(np.uint32)]
-    cols = []
-    for part in parts:
-        cols += [part // 1000000, part // 1000 % 1000, part % 1000]
-    cols = cols[len(cols) - groups :]
-    src[:, : 3 * groups] = _DIG3V[np.stack(cols, axis=1)].view(np.uint8).reshape(n, 3 * groups)
-    if first:  # shift so that the first significant digit sits in column 0
-        src[:, : ndig] = src[:, first : first + ndig]
+    src[:, :ndig] = digit_chars(d * _POW10_I[ndig - k], ndig)  # digits left-aligned
     ae = np.abs(e)
     src[:, _ESIGN] = np.where(e < 0, 45, 43)
     src[:, _EXP : _EXP + 3] = _DIG3V[ae].view(np.uint8).reshape(n, 3)

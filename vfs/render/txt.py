@@ -1,17 +1,19 @@
 """``.txt`` rendering: one value (1-D) or one row (N-D) per line, every value exact.
 
-Two layouts, one rule for the digits (``render/floattext.py``: the shortest form that
-reads back to the same value, as Python's ``repr`` and numpy's ``str`` write it):
+Two layouts; every number reads back to the same value:
 
 * **Short** (numbers, at most ``limits.SHORT_TEXT_ELEMENTS`` elements, and every SPEC
-  column): values separated by one space, ``0.99``, ``1.595026e-13``, ``2.5``. The size
+  column): values separated by one space, in the shortest form that reads back
+  (``render/floattext.py``, as Python's ``repr`` and numpy's ``str`` write them:
+  ``0.99``, ``1.595026e-13``, ``2.5``). The size
   is known once the text is made, so it is made on first ``stat`` and kept in a small
   byte-budgeted cache (``limits.SHORT_TEXT_CACHE``); only its size is kept after that.
 * **Fixed width** (larger arrays, compound values, strings): every element takes exactly
   ``width + 1`` bytes, its cell then a space or, at the end of a row, a newline. So the
   size is ``n * (width + 1)`` and the element behind any offset is a division: a read
-  formats only the elements it covers. Floats are left-aligned in their cell (float16
-  11, float32 15, float64 24 characters), integers right-aligned in full width.
+  formats only the elements it covers. Floats use the fast fixed layout of
+  ``render/floatfixed.py`` (``% .8e`` for float32: 15 characters, float64 24, float16
+  11), integers are right-aligned in full width.
 
 Long double keeps 21 digits. Complex values print as two numbers (real, imaginary),
 compound values as their fields in order, fixed-length strings as their bytes (NUL, CR
@@ -29,6 +31,7 @@ import numpy as np
 
 from vfs.arrays import ArraySource
 from vfs.limits import SHORT_TEXT_CACHE, SHORT_TEXT_ELEMENTS
+from vfs.render.floatfixed import fixed_cells
 from vfs.render.floattext import WIDTHS, float_cells
 
 CellFn = Callable[[np.ndarray], np.ndarray]
@@ -101,18 +104,19 @@ def _join(parts: list[tuple[int, CellFn, Pick]]) -> tuple[int, CellFn]:
     return width, cells
 
 
-def cell_format(dtype: np.dtype[Any]) -> tuple[int, CellFn]:
-    """Width and cell function for one element of ``dtype``; ValueError if not text-able."""
+def cell_format(dtype: np.dtype[Any], short: bool = False) -> tuple[int, CellFn]:
+    """Width and cell function for one element of ``dtype``; ValueError if not text-able.
+    Floats: the shortest exact digits when ``short``, else the fast fixed layout."""
     kind, isz = dtype.kind, dtype.itemsize
     if dtype.subdtype is not None:
         base, sub = dtype.subdtype
-        w, fn = cell_format(base)
+        w, fn = cell_format(base, short)
         count = int(np.prod(sub))
         return _join([(w, fn, _pick_element(k)) for k in range(count)])
     if dtype.names:
         parts: list[tuple[int, CellFn, Pick]] = []
         for name in dtype.names:
-            w, fn = cell_format(dtype.fields[name][0])  # type: ignore[index]
+            w, fn = cell_format(dtype.fields[name][0], short)  # type: ignore[index]
             parts.append((w, fn, _pick_field(name)))
         return _join(parts)
     if kind == "b":
@@ -123,10 +127,10 @@ def cell_format(dtype: np.dtype[Any]) -> tuple[int, CellFn]:
         return width, _percent_cells(f"%{width}d", width, lambda v: v.tolist())
     if kind == "f":
         if isz in WIDTHS:
-            return WIDTHS[isz], float_cells
+            return WIDTHS[isz], float_cells if short else fixed_cells
         return 29, _longdouble_cells(29)
     if kind == "c":
-        w, fn = cell_format(np.dtype(f"f{isz // 2}"))
+        w, fn = cell_format(np.dtype(f"f{isz // 2}"), short)
         real: Pick = lambda v: v.real  # noqa: E731
         imag: Pick = lambda v: v.imag  # noqa: E731
         return _join([(w, fn, real), (w, fn, imag)])
@@ -162,7 +166,7 @@ def short_text(values: np.ndarray, row: int) -> bytes:
     if values.dtype.kind == "c":  # real and imaginary side by side
         values = np.stack([values.real, values.imag], axis=-1).reshape(-1)
         row *= 2
-    width, cells = cell_format(values.dtype)
+    width, cells = cell_format(values.dtype, short=True)
     full = np.frombuffer(format_elements(values, 0, row, width, cells), np.uint8).reshape(len(values), width + 1)
     keep = full != 32  # numbers never hold a space: every space in a cell is padding
     keep[:, width] = True
@@ -189,9 +193,9 @@ class TxtRendering:
 
     def __init__(self, source: ArraySource) -> None:
         self.source = source
-        self.width, self.cells = cell_format(source.dtype)
-        self.row = source.shape[-1] if len(source.shape) >= 2 and source.shape[-1] > 0 else 1
         self.short = short_form(source)
+        self.width, self.cells = cell_format(source.dtype, self.short)
+        self.row = source.shape[-1] if len(source.shape) >= 2 and source.shape[-1] > 0 else 1
         self._short_size: tuple[int, int] | None = None  # (elements, bytes) of the made text
 
     def _text(self) -> bytes:
