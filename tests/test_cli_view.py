@@ -118,3 +118,20 @@ def test_info_inside_a_mount(source: Path, mnt: Path) -> None:
     info = proc.stdout.decode()
     assert f"source file: {source / 'scan.h5'}" in info and "fixed width: 16 bytes per value" in info, info
     assert vfs(env, "cat", str(mnt / "scan.h5/entry/title.txt")).stdout == b"my scan\n"
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    from vfs.cli_view import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown, hidden = Terminal(), io.StringIO()
+    for stream in (shown, hidden):
+        bar = Progress("vfs: big.npy", 100 << 20, stream)
+        bar.last -= 1  # as if the last redraw were a second ago
+        bar.update(50 << 20)
+        bar.close()
+    assert "vfs: big.npy [###############               ]  50%" in shown.getvalue()
+    assert hidden.getvalue() == ""
