@@ -228,3 +228,23 @@ def test_errors(client: Any) -> None:
     with pytest.raises(OSError) as info:
         client.read(frame, size - 4096, 4096)
     assert info.value.errno == errno.EIO
+    # a short .txt whose data cannot be read: listed with the fixed-width size, reads EIO
+    text = "cut.edf/scan_0/instrument/detector_0/data.txt"
+    assert client.size(text) == 64 * 64 * 6
+    with pytest.raises(OSError) as info:
+        client.read(text, 64 * 64 * 6 - 600, 600)
+    assert info.value.errno == errno.EIO
+
+
+def test_fsspec_urls(source: Path) -> None:
+    """``vfs://`` URLs, with ``fo=`` or chained to a local folder, and text mode."""
+    with fsspec.open(f"vfs://scan.h5/entry/title.txt::file://{source}") as fh:
+        assert fh.read() == b"my scan\n"
+    with fsspec.open("vfs://scan.h5/entry/small.txt", fo=str(source), mode="rt") as fh:
+        assert fh.readline() == "0.99\n"
+    fs = fsspec.filesystem("vfs", fo=str(source))
+    assert fs.cat_file("scan.h5/entry/title.txt", -4) == b"can\n"
+    assert fs.glob("run.spec/1.1/measurement/*.txt") == [
+        "run.spec/1.1/measurement/I0.txt", "run.spec/1.1/measurement/Monitor.txt", "run.spec/1.1/measurement/th.txt"]
+    with pytest.raises(ValueError):
+        fsspec.filesystem("vfs", fo="s3://bucket/data", target_protocol="s3")
