@@ -52,7 +52,7 @@ def test_commands_work_without_fuse(source: Path, no_fuse_env: dict[str, str], t
     env = no_fuse_env
     assert vfs(env, "mount", str(source), str(tmp_path), "-f", ok=False).returncode != 0  # really no FUSE
     listing = vfs(env, "ls", str(source / "scan.h5/entry")).stdout.decode().split("\n")
-    assert listing[:-1] == ["counts.npy", "counts.txt", "ext", "here", "image.npy", "image.txt", "image.edf",
+    assert listing[:-1] == ["counts.npy", "counts.txt", "ext", "here", "image.npy", "image.txt", "image.edf", "image.png",
                             "link.npy", "link.txt", "small.npy", "small.txt", "title.txt"]
     long = vfs(env, "ls", "-l", str(source / "scan.h5/entry")).stdout.decode()
     assert "lrwxrwxrwx" in long and "link.npy -> small.npy" in long

@@ -147,7 +147,7 @@ def client(request: pytest.FixtureRequest, source: Path) -> Any:
 def test_listing(client: Any, source: Path) -> None:
     assert sorted(client.listdir("")) == sorted(["scan.h5", "run.spec", "notes.txt", "cut.edf", ".vfs-stats"])
     assert sorted(client.listdir("scan.h5/entry")) == sorted([
-        ".attrs.txt", "counts.npy", "counts.txt", "ext", "here", "image.edf", "image.npy", "image.txt",
+        ".attrs.txt", "counts.npy", "counts.txt", "ext", "here", "image.edf", "image.npy", "image.png", "image.txt",
         "link.npy", "link.txt", "small.npy", "small.txt", "title.txt"])
     assert client.listdir("run.spec/1.1/measurement") == ["th.npy", "th.txt", "Monitor.npy", "Monitor.txt",
                                                            "I0.npy", "I0.txt"]
