@@ -16,7 +16,7 @@ from typing import Any
 from vfs.arrays import ArraySource, ChunkedSource, MemorySource, RawSource
 from vfs.nodes import BytesFile, Directory, Node, Symlink, walk
 from vfs.passthrough import PassthroughFile
-from vfs.render.files import BrokenFile, RenderedFile
+from vfs.render.files import RENDERINGS, BrokenFile, RenderedFile
 from vfs.render.npy import NpyRendering
 from vfs.render.txt import TxtRendering
 from vfs.tree import DataFolder, SourceDirectory, StatsFile
@@ -91,7 +91,8 @@ def rendering_facts(rendering: Any) -> dict[str, Any]:
         out["rendering"] = (".txt, shortest exact numbers, one space apart" if rendering.short else
                             f".txt, fixed width: {rendering.width + 1} bytes per value")
     else:
-        out["rendering"] = f".{type(rendering).__name__.replace('Rendering', '').lower()}"
+        suffix = next((name for name, cls in RENDERINGS.items() if type(rendering) is cls), None)
+        out["rendering"] = f".{suffix}" if suffix else type(rendering).__name__
     if source is None:
         return out
     path = getattr(source, "path", None)
