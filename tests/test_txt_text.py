@@ -71,3 +71,11 @@ def test_short_and_fixed_layouts_read_back_exactly() -> None:
             text = r.read(0, r.size)
             assert len(text) == r.size
             np.testing.assert_array_equal(np.loadtxt(io.BytesIO(text)).astype(dtype), values)
+
+
+def test_short_digits_at_the_ends_of_each_type() -> None:
+    for dtype in (np.float16, np.float32, np.float64):
+        info = np.finfo(dtype)
+        smallest = np.nextafter(dtype(0), dtype(1))
+        values = np.array([info.max, -info.max, info.tiny, smallest, -smallest, info.eps, 1, 0.1], dtype=dtype)
+        assert [c.tobytes().decode().rstrip() for c in float_cells(values)] == [shortest(v) for v in values]

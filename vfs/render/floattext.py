@@ -265,8 +265,10 @@ def float_cells(values: np.ndarray, width: int | None = None) -> np.ndarray:
         normal = finite & (x >= tiny) & (x < 10.0**_EXP_LIMIT) & (x > 10.0**-_EXP_LIMIT)
         xs = np.where(normal, x, 1.0)
         av = np.where(normal, np.abs(v), 1)
-        gaps = (xs - np.nextafter(av, 0).astype(np.float64),
-                np.nextafter(av, np.inf).astype(np.float64) - xs)
+        below = xs - np.nextafter(av, 0).astype(np.float64)
+        above = np.nextafter(av, np.inf).astype(np.float64) - xs
+        # above the largest finite value the gap is that of its binade (beyond: inf)
+        gaps = (below, np.where(np.isinf(above), below, above))
     even = (av.view(f"u{isz}") & 1) == 0
     d, k, e = shortest_digits(xs, gaps, even, ndig)
     zero = finite & (x == 0)
