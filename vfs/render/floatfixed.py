@@ -3,7 +3,7 @@
 read back exactly, ``e``, signed exponent), every character at a fixed column.
 
 Why not the shortest form (``render/floattext.py``) here: finding the shortest digits
-and placing variable-length text costs about half the speed, and a large array's
+and placing variable-length text costs two thirds of the speed, and a large array's
 ``.txt`` is read by programs (awk, gnuplot, numpy.loadtxt), which want speed; people
 read the short arrays, which get the shortest form. Here every step is a slice write:
 digits from one scaled integer (exact double-double scaling for float64), 3-digit
