@@ -12,7 +12,7 @@ import sys
 import time
 
 from vfs import __version__
-from vfs.cache import DEFAULT_BUDGET, ChunkCache
+from vfs.cache import DEFAULT_BUDGET
 
 HELP = """\
 Mount a folder of SPEC, EDF and HDF5/NeXus files read-only: each data file appears as a

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from vfs.errors import IsADirectory
 from vfs.nodes import Directory, Node, Symlink
 from vfs.view import View, stat_of
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from vfs.arrays import ArraySource, ChunkedSource, MemorySource, RawSource
-from vfs.nodes import BytesFile, Directory, Node, Symlink, walk
+from vfs.nodes import BytesFile, Directory, Node, Symlink
 from vfs.passthrough import PassthroughFile
 from vfs.render.files import RENDERINGS, BrokenFile, RenderedFile
 from vfs.render.npy import NpyRendering
