@@ -79,3 +79,16 @@ def test_short_digits_at_the_ends_of_each_type() -> None:
         smallest = np.nextafter(dtype(0), dtype(1))
         values = np.array([info.max, -info.max, info.tiny, smallest, -smallest, info.eps, 1, 0.1], dtype=dtype)
         assert [c.tobytes().decode().rstrip() for c in float_cells(values)] == [shortest(v) for v in values]
+
+
+def test_integer_cells_are_printf() -> None:
+    from vfs.render.txt import cell_format
+
+    rng = np.random.default_rng(9)
+    for dtype in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64):
+        info = np.iinfo(dtype)
+        values = np.concatenate([rng.integers(info.min, info.max, 2000, dtype=dtype, endpoint=True),
+                                 np.array([info.min, info.max, 0, 1, 9, 10], dtype=dtype)])
+        width, cells = cell_format(np.dtype(dtype).newbyteorder(">"))
+        got = [c.tobytes().decode() for c in cells(values.astype(np.dtype(dtype).newbyteorder(">")))]
+        assert got == [f"%{width}d" % int(v) for v in values]

@@ -32,7 +32,7 @@ import numpy as np
 from vfs.arrays import ArraySource
 from vfs.limits import SHORT_TEXT_CACHE, SHORT_TEXT_ELEMENTS
 from vfs.render.floatfixed import fixed_cells
-from vfs.render.floattext import WIDTHS, float_cells
+from vfs.render.floattext import WIDTHS, float_cells, int_cells
 
 CellFn = Callable[[np.ndarray], np.ndarray]
 
@@ -124,7 +124,7 @@ def cell_format(dtype: np.dtype[Any], short: bool = False) -> tuple[int, CellFn]
     if kind in "iu":
         info = np.iinfo(dtype)
         width = max(len(str(info.min)), len(str(info.max)))
-        return width, _percent_cells(f"%{width}d", width, lambda v: v.tolist())
+        return width, int_cells(width)
     if kind == "f":
         if isz in WIDTHS:
             return WIDTHS[isz], float_cells if short else fixed_cells
