@@ -63,6 +63,8 @@ def test_commands_work_without_fuse(source: Path, no_fuse_env: dict[str, str], t
     assert vfs(env, "cat", str(source / "run.spec/1.1/measurement/th.txt")).stdout == b"0.99\n2.5\n0.1\n"
     vfs(env, "cp", str(source / "scan.h5/entry/image.npy"), str(tmp_path))
     np.testing.assert_array_equal(np.load(tmp_path / "image.npy"), h5(source, "/entry/image"))
+    vfs(env, "cp", str(source / "scan.h5/entry/link.npy"), str(tmp_path))  # a link: its own name, target's bytes
+    np.testing.assert_array_equal(np.load(tmp_path / "link.npy"), SMALL)
     vfs(env, "cp", "-r", str(source / "run.spec/1.1"), str(tmp_path / "scan1"))
     assert (tmp_path / "scan1/measurement/I0.txt").read_bytes() == b"7.0\n8.0\n9.0\n"
     tree = vfs(env, "tree", "-L", "2", str(source / "run.spec")).stdout.decode()

@@ -283,7 +283,7 @@ def cmd_cat(args: argparse.Namespace, formats: frozenset[str]) -> int:
 
 def cmd_cp(args: argparse.Namespace, formats: frozenset[str]) -> int:
     view, canonical, node = resolved(args.path, formats)
-    name = posixpath.basename(canonical) or os.path.basename(args.path.rstrip("/"))
+    name = os.path.basename(args.path.rstrip("/"))  # a link is copied under its own name, as cp does
     dest = os.path.join(args.dest, name) if os.path.isdir(args.dest) else args.dest
     if isinstance(node, Directory):
         if not args.recursive:
