@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import pickle
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +249,7 @@ def test_fsspec_urls(source: Path) -> None:
         "run.spec/1.1/measurement/I0.txt", "run.spec/1.1/measurement/Monitor.txt", "run.spec/1.1/measurement/th.txt"]
     with pytest.raises(ValueError):
         fsspec.filesystem("vfs", fo="s3://bucket/data", target_protocol="s3")
+    # what dask does: ship an open-file description to another process and read there
+    shipped = pickle.loads(pickle.dumps(fsspec.open("vfs://scan.h5/entry/title.txt", fo=str(source))))
+    with shipped as fh:
+        assert fh.read() == b"my scan\n"
