@@ -50,7 +50,8 @@ def h5(source: Path, name: str) -> np.ndarray:
 
 def test_commands_work_without_fuse(source: Path, no_fuse_env: dict[str, str], tmp_path: Path) -> None:
     env = no_fuse_env
-    assert vfs(env, "mount", str(source), str(tmp_path), "-f", ok=False).returncode != 0  # really no FUSE
+    mount = vfs(env, "mount", str(source), str(tmp_path), "-f", ok=False)  # really no FUSE here
+    assert mount.returncode == 2 and mount.stderr.decode().startswith("vfs: FUSE is not available here")
     listing = vfs(env, "ls", str(source / "scan.h5/entry")).stdout.decode().split("\n")
     assert listing[:-1] == ["counts.npy", "counts.txt", "ext", "here", "image.npy", "image.txt", "image.edf", "image.png",
                             "link.npy", "link.txt", "small.npy", "small.txt", "title.txt"]

@@ -134,7 +134,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
         return daemonize(args, mountpoint)
     setup_logging(args.log_file, args.debug)
     tame_malloc()
-    from vfs.mount import run
+    try:
+        from vfs.mount import run
+    except (ImportError, OSError) as exc:  # no libfuse: say so, and what works without it
+        print(f"vfs: FUSE is not available here ({exc}); vfs ls/cat/cp/tree/info and the Python "
+              f"and fsspec APIs work without it (see vfs --help)", file=sys.stderr)
+        return 2
     from vfs.view import View
 
     view = View(source, cache_size=args.cache_size, formats=frozenset(filter(None, args.formats.split(","))))
