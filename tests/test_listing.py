@@ -101,13 +101,13 @@ def test_folder_larger_than_one_reply_lists_each_name_once(tmp_path: Path, mount
         {n: (src / n).stat().st_size for n in names}
 
 
-def test_plain_listing_reads_no_text() -> None:
+def test_plain_listing_reads_no_text(tmp_path: Path) -> None:
     """In-process: a listing with attributes (READDIRPLUS) leaves files whose content
     makes their size unmade, and gives full attributes for the rest."""
-    from vfs.context import Context
     from vfs.mount import VfsOperations
     from vfs.nodes import BytesFile, Directory, Entries
     from vfs.tree import MountRoot
+    from vfs.view import View
 
     made: list[str] = []
 
@@ -118,7 +118,9 @@ def test_plain_listing_reads_no_text() -> None:
             e.add("ready.txt", BytesFile(12, 0, b"hello"))
             return e
 
-    ops = VfsOperations(MountRoot(Folder(2, 0), Context(root="/")))
+    view = View(tmp_path)
+    view.root = MountRoot(Folder(2, 0), view.ctx)
+    ops = VfsOperations(view)
     page = {name: (attrs, full) for name, attrs, full in ops.readdir_page("/", 0, True)}
     assert made == []
     assert page["ready.txt"] == (ops.getattr("/ready.txt"), True) and page["ready.txt"][0]["st_size"] == 5
