@@ -30,11 +30,12 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(3)
     with h5py.File(src / "many.h5", "w") as f:
         for i in range(DATASETS):
-            f[f"img{i:04d}"] = rng.integers(0, 1000, (16, 24), dtype=np.uint16)
+            f[f"img{i:04d}"] = rng.integers(0, 1000, (32, 40), dtype=np.uint16)
         f.create_dataset("packed", data=rng.random((30, 40)), chunks=(10, 10), compression="gzip")
         f["packed"].attrs["interpretation"] = "image"
         f["title"] = "a scalar string"
         f["cube"] = rng.integers(0, 5, (4, 5, 512), dtype=np.int32)
+        f["table"] = rng.random((10, 3))  # small: the short text layout, made to know its size
     return src
 
 
@@ -48,14 +49,21 @@ def test_listing_sizes_match_reads_and_numpy(many: Path, mount) -> None:  # type
     with h5py.File(many / "many.h5") as f:
         names = sorted(f)
         want = {name: f[name][()] for name in ("img0000", "img0299", "packed", "cube")}
+        want_table = f["table"][()]
     with mount(many) as mnt:
         listed = ls_l(mnt / "many.h5")
         stems = {n.split(".")[0] for n in listed if not n.startswith(".")}
         assert stems == set(names)
         for name in ("img0000.npy", "img0299.txt", "img0150.edf", "img0007.png", "packed.npy", "packed.png",
-                     "cube.npy", "cube.png", "title.txt", ".packed.attrs.txt"):
+                     "cube.npy", "cube.png", "title.txt", ".packed.attrs.txt", "table.txt"):
             data = (mnt / "many.h5" / name).read_bytes()
             assert listed[name].st_size == len(data), name  # the size the listing gave
+        # the text rule: an image above 1,024 values keeps the fixed width (uint16: 5
+        # digits and a separator each), a small table gets Python's shortest repr
+        assert listed["img0000.txt"].st_size == 32 * 40 * 6
+        table = want_table
+        assert (mnt / "many.h5" / "table.txt").read_text() == "".join(
+            " ".join(repr(v) for v in row) + "\n" for row in table.tolist())
         for stem, value in want.items():
             got = np.load(mnt / "many.h5" / f"{stem}.npy", mmap_mode="r")
             assert got.dtype == value.dtype and np.array_equal(got, value)
@@ -79,9 +87,10 @@ def test_ls_l_makes_no_lookup_per_entry(many: Path, tmp_path: Path) -> None:
     ops = re.findall(r"opcode: (\w+)", text)
     assert "READDIRPLUS" in ops
     lookups = re.findall(r"^LOOKUP (\S+)", text, re.M)
-    # files whose size needs a read first (the scalar's text, the attribute text) are
-    # looked up when stat'ed; every other entry was given with the listing
-    assert sorted(lookups) == sorted(f"/many.h5/{n}" for n in ("title.txt", ".packed.attrs.txt"))
+    # files whose size needs a read first (the scalar's text, the attribute text, the
+    # short text of a small table) are looked up when stat'ed; every other entry (images'
+    # fixed-width texts included) was given with the listing
+    assert sorted(lookups) == sorted(f"/many.h5/{n}" for n in ("title.txt", ".packed.attrs.txt", "table.txt"))
 
 
 @pytest.mark.mount

@@ -39,6 +39,9 @@ _local = threading.local()  # the file a RawSource read has open, per thread
 class ArraySource:
     """Shape, dtype, chunk shape, attributes and ranged element reads."""
 
+    #: whether its ``.txt`` takes the short layout whatever its length (SPEC columns)
+    short_text = False
+
     def __init__(
         self,
         shape: Index,

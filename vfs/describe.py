@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from vfs.arrays import ArraySource, ChunkedSource, MemorySource, RawSource
+from vfs.lazyarrays import LazySource
 from vfs.nodes import BytesFile, Directory, Node, Symlink
 from vfs.passthrough import PassthroughFile
 from vfs.render.files import RENDERINGS, BrokenFile, RenderedFile
@@ -95,6 +96,8 @@ def rendering_facts(rendering: Any) -> dict[str, Any]:
         out["rendering"] = f".{suffix}" if suffix else type(rendering).__name__
     if source is None:
         return out
+    if isinstance(source, LazySource):  # listed, built now: what reads is the built source
+        source = source.source
     path = getattr(source, "path", None)
     label = source.label
     if path and label.startswith(f"{path}:"):

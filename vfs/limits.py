@@ -65,3 +65,6 @@ def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = N
 SHORT_TEXT_ELEMENTS = 100_000
 #: bytes of short .txt texts kept in memory, all files together (evicted ones are remade)
 SHORT_TEXT_CACHE = 64 << 20
+#: image-like arrays (2-D and more) above this many elements keep the fixed .txt layout,
+#: whose size is arithmetic: a folder of 1,000 images lists without reading them
+SHORT_TEXT_IMAGE_ELEMENTS = 1024

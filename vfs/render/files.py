@@ -56,7 +56,9 @@ class RenderedFile(File):
 
     @property
     def size_ready(self) -> bool:
-        return "rendering" in self.__dict__  # made (functools.cached_property keeps it there)
+        if "rendering" not in self.__dict__:  # not made yet (functools.cached_property keeps it there)
+            return False
+        return bool(getattr(self.rendering, "size_ready", True))  # a short .txt: once its text is made
 
     def read(self, offset: int, size: int) -> bytes:
         return self.rendering.read(offset, size)

@@ -2,7 +2,8 @@
 
 Two layouts; every number reads back to the same value:
 
-* **Short** (numbers, at most ``limits.SHORT_TEXT_ELEMENTS`` elements, and every SPEC
+* **Short** (numbers, at most ``limits.SHORT_TEXT_ELEMENTS`` elements, image-like
+  arrays of 2-D and more at most ``limits.SHORT_TEXT_IMAGE_ELEMENTS``, and every SPEC
   column): values separated by one space, in the shortest form that reads back
   (``render/floattext.py``, as Python's ``repr`` and numpy's ``str`` write them:
   ``0.99``, ``1.595026e-13``, ``2.5``). The size
@@ -30,7 +31,7 @@ import cachetools
 import numpy as np
 
 from vfs.arrays import ArraySource
-from vfs.limits import SHORT_TEXT_CACHE, SHORT_TEXT_ELEMENTS
+from vfs.limits import SHORT_TEXT_CACHE, SHORT_TEXT_ELEMENTS, SHORT_TEXT_IMAGE_ELEMENTS
 from vfs.render.floatfixed import fixed_cells
 from vfs.render.floattext import WIDTHS, float_cells, int_cells
 
@@ -180,7 +181,11 @@ def short_form(source: ArraySource) -> bool:
         return False
     if dtype.kind in "fc" and dtype.itemsize // (2 if dtype.kind == "c" else 1) not in WIDTHS:
         return False  # long double keeps its fixed 21 digits
-    return source.size <= SHORT_TEXT_ELEMENTS or bool(getattr(source, "short_text", False))
+    if source.short_text:
+        return True
+    if len(source.shape) >= 2 and source.size > SHORT_TEXT_IMAGE_ELEMENTS:
+        return False  # an image: a folder of 1,000 of them must list without reading them
+    return source.size <= SHORT_TEXT_ELEMENTS
 
 
 _SHORT_CACHE: cachetools.LRUCache[object, bytes] = cachetools.LRUCache(
@@ -211,6 +216,11 @@ class TxtRendering:
                 if len(text) < SHORT_TEXT_CACHE:
                     _SHORT_CACHE[key] = text
         return text
+
+    @property
+    def size_ready(self) -> bool:
+        """Whether :attr:`size` is arithmetic now (the short text is made to know it)."""
+        return not self.short or (self._short_size is not None and self._short_size[0] == self.source.size)
 
     @property
     def size(self) -> int:
