@@ -126,12 +126,16 @@ def add_array_files(
     xattrs: XattrLoader | None = None,
     suffixes: list[str] | None = None,
     cache: ChunkCache | None = None,
+    interpretation: str | None = None,
 ) -> list[str]:
     """Add ``stem.npy``/``stem.txt``/``stem.edf``/``stem.png`` for ``source``; return the
-    names used. ``cache`` keeps drawn previews (the mount's chunk cache)."""
+    names used. ``cache`` keeps drawn previews (the mount's chunk cache);
+    ``interpretation`` (``spectrum``: an XRF cube, spectra on the last axis; ``image``:
+    a stack of frames) is what the format says a 3-D array is, for its preview."""
     names = []
     for suffix in suffixes if suffixes is not None else renderings_for(source):
-        rendering = PngRendering(source, cache) if suffix == "png" else RENDERINGS[suffix](source)
+        rendering = (PngRendering(source, cache, interpretation) if suffix == "png"
+                     else RENDERINGS[suffix](source))
         node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs)
         names.append(entries.add(f"{stem}.{suffix}", node))
     return names

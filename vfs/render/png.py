@@ -177,14 +177,23 @@ def _box(source: ArraySource, start: tuple[int, ...], extent: tuple[int, ...]) -
     return out
 
 
-def draw(source: ArraySource, budget: int = PREVIEW_READ_BUDGET) -> tuple[np.ndarray, str]:
+def cube_of(source: ArraySource, interpretation: str | None = None) -> bool:
+    """:func:`is_cube` for a source; ``interpretation`` (``spectrum`` or ``image``), when a
+    backend knows it from the format (a ripple ``record-by``, maxrf4u's cube), wins over
+    the attributes. Attributes are read only for 3-D arrays."""
+    if len(source.shape) != 3:
+        return False
+    return is_cube(source.shape, {"interpretation": interpretation} if interpretation else source.attrs)
+
+
+def draw(source: ArraySource, budget: int = PREVIEW_READ_BUDGET, cube: bool | None = None) -> tuple[np.ndarray, str]:
     """The preview's values (float64, before grey levels) and a sentence saying what was read.
 
     Every ``step``-th row is read whole (bands of consecutive rows of at most
     :data:`BAND_BYTES` when every row is kept), reduced at once (a cube's channels
     summed, every ``step``-th column kept), so memory stays at one band."""
     shape, isz = source.shape, source.dtype.itemsize
-    cube = is_cube(shape, source.attrs)
+    cube = cube_of(source) if cube is None else cube
     p = plan(shape, isz, cube, budget)
     if p.mode == "coarse":
         return _coarse(source, p, budget)
@@ -254,14 +263,15 @@ class CachedPng:
 class PngRendering(CachedPng):
     """An image-like array source as a ``.png`` preview (see the module docstring)."""
 
-    def __init__(self, source: ArraySource, cache: ChunkCache | None = None) -> None:
+    def __init__(self, source: ArraySource, cache: ChunkCache | None = None, interpretation: str | None = None) -> None:
         self.source = source
-        p = plan(source.shape, source.dtype.itemsize, is_cube(source.shape, source.attrs))
+        self.cube = cube_of(source, interpretation)
+        p = plan(source.shape, source.dtype.itemsize, self.cube)
         super().__init__(cache if cache is not None else getattr(source, "cache", None),
                          p.width, p.height, 1, source.label)
 
     def make(self) -> bytes:
-        values, what = draw(self.source)
+        values, what = draw(self.source, cube=self.cube)
         pixels, lo, hi = grey_levels(values)
         text = (f"vfs preview of shape {self.source.shape} {self.source.dtype}: {what} "
                 f"(budget {PREVIEW_READ_BUDGET}); black {lo:.6g} white {hi:.6g} "
