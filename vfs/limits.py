@@ -61,3 +61,5 @@ def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = N
     if available is not None and total * itemsize > available:
         raise Unreadable(f"shape {shape} needs {total * itemsize} bytes; the file holds {available}")
     return shape
+#: files of one folder waiting to be probed again (seen incomplete); more are plain files
+MAX_PENDING_PROBES = 4096

@@ -20,20 +20,26 @@ from collections.abc import Mapping
 from vfs.context import Context
 from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
+from vfs.formats.sniff import HEAD_SIZE
 from vfs.logutil import log, log_once
 from vfs.nodes import ROOT_INO, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.passthrough import PassthroughFile
+from vfs.identity import identity
+from vfs.rescan import RESCANS, Listing, PendingFile, build_node, merge, pending_names, rescan
 
 STATS_NAME = ".vfs-stats"
 
 
-def identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What identifies one version of a source file: device, inode, size, mtime."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 class SourceDirectory(Directory):
-    """A folder of the source tree, re-listed when its mtime changes."""
+    """A folder of the source tree; follows the source without blocking readers.
+
+    The first listing is built in the look-up that needs it. After that, a look-up at
+    most every ``recheck_seconds`` compares the folder's mtime: when it changed, or when
+    some files wait to be probed again, :func:`vfs.rescan.rescan` runs on a background
+    thread while readers keep the current listing, and its result is swapped in. A name
+    not in the listing is looked up in the source directly (one ``lstat``), so a file
+    that just appeared is found before the rescan lists it.
+    """
 
     def __init__(self, path: str, st: os.stat_result, ctx: Context, ino: int | None = None) -> None:
         super().__init__(ino or make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
@@ -41,46 +47,96 @@ class SourceDirectory(Directory):
         self.ctx = ctx
         self._seen_mtime = st.st_mtime_ns
         self._checked = time.monotonic()
-        self._previous: dict[str, Node] = {}
+        self._listing = Listing()
+        self._rescanning = False
 
     def children(self) -> Mapping[str, Node]:
-        now = time.monotonic()
-        if now - self._checked > self.ctx.recheck_seconds:
-            self._checked = now
-            try:
-                st = os.stat(self.path)
-            except OSError:
-                return {}
-            if st.st_mtime_ns != self._seen_mtime:
-                self._seen_mtime = self.mtime_ns = st.st_mtime_ns
-                self.invalidate()
+        if self._children is not None and time.monotonic() - self._checked > self.ctx.recheck_seconds:
+            self._check_folder()
         return super().children()
 
+    def _check_folder(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError:
+            return
+        full = mtime != self._seen_mtime
+        if (full or self._listing.pending) and not self._rescanning:
+            self._rescanning = True
+            self._seen_mtime = mtime
+            RESCANS.submit(self._rescan, full, mtime)
+
+    def _rescan(self, full: bool, mtime: int) -> None:
+        """Run on a rescan thread; readers keep the old listing meanwhile."""
+        try:
+            old = self._listing
+            new = rescan(self.path, old, self._build, full)
+            if new is not None:
+                with self._lock:
+                    self._install(new, old)
+            self.mtime_ns = mtime
+        except OSError as exc:
+            log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
+        except Exception:  # never lose the rescan flag; the reason goes to the debug log
+            log.debug("rescan of %s failed", self.path, exc_info=True)
+        finally:
+            self._rescanning = False
+
+    def _install(self, new: Listing, base: Listing) -> None:
+        """Swap in ``new`` (lock held); names found by direct look-ups meanwhile stay."""
+        current = self._listing
+        if current is not base:
+            extra = {n: v for n, v in current.nodes.items() if n not in base.nodes and n not in new.nodes}
+            if extra:
+                new = Listing(merge(new.nodes, extra, set()), {**new.inodes, **current.inodes}, new.pending)
+        self._listing = new
+        self._children = new.nodes
+
+    def _build(self, path: str, st: os.stat_result) -> Node | None:
+        return node_for_path(path, st, self.ctx)
+
     def load(self) -> Mapping[str, Node]:
+        """The first listing (in the look-up that needs it: there is nothing to show yet)."""
         entries = Entries()
+        inodes: dict[str, int] = {}
         try:
             scan = sorted(os.scandir(self.path), key=lambda e: e.name)
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
             return entries
         for entry in scan:
-            node = self._previous.get(entry.name)
             try:
-                node = self._node_for(entry.path, node)
+                node = node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx)
             except OSError as exc:
                 log_once(f"stat:{entry.path}", f"{entry.path}: skipped: {exc.strerror}")
                 continue
             if node is not None:
                 entries.add(entry.name, node)
-        self._previous = dict(entries)
+                inodes[entry.name] = entry.inode()
+        self._listing = Listing.of(entries, inodes)
         return entries
 
-    def _node_for(self, path: str, previous: Node | None) -> Node | None:
-        st = os.lstat(path)
-        if previous is not None and previous.ino == make_ino("src", st.st_dev, st.st_ino):
-            if not isinstance(previous, DataFolder) or previous.same_source(st):
-                return previous
-        return node_for_path(path, st, self.ctx)
+    def child(self, name: str) -> Node:
+        try:
+            return self.children()[name]
+        except KeyError:
+            return self._look_up_new(name)
+
+    def _look_up_new(self, name: str) -> Node:
+        """A name the listing lacks: shown at once if it exists in the source now."""
+        node = build_node(self.path, name, self._build)
+        if node is None:
+            raise NodeNotFound(name)
+        with self._lock:
+            listing = self._listing
+            if name in listing.nodes:
+                return listing.nodes[name]
+            added = Listing(merge(listing.nodes, {name: node}, set()), listing.inodes,
+                            pending_names([(name, node)], listing.pending))
+            self._listing = added
+            self._children = added.nodes
+        return node
 
 
 def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
@@ -97,9 +153,12 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
             backend.probe(path, ctx)
         except Exception as exc:  # shown as a plain file; the reason is logged once
             log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
-                     f"({type(exc).__name__}: {exc}); shown as a plain file")
-        else:
-            return DataFolder(path, st, ctx, backend)
+                     f"({type(exc).__name__}: {exc}); shown as a plain file until it changes "
+                     "and can be opened")
+            return PendingFile(path, st)
+        return DataFolder(path, st, ctx, backend)
+    if st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
+        return PendingFile(path, st)
     return PassthroughFile(path, st)
 
 

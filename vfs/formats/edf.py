@@ -29,6 +29,7 @@ from vfs.formats.edfparse import EdfIndex, Frame, decompress
 from vfs.formats.edfstream import CompressedStream, PlainStream, Stream, compression_of, pread_path
 from vfs.formats.imagetree import ImageFolder, kept_keys
 from vfs.formats.sniff import read_head
+from vfs.identity import SourceIdentity
 from vfs.logutil import log_once
 from vfs.nodes import Directory
 from vfs.selection import Index, strides_of
@@ -45,13 +46,14 @@ class EdfModel:
         self.label = path
         self.mtime_ns = st.st_mtime_ns
         self.fid: tuple[object, ...] = ("edf", st.st_dev, st.st_ino)
-        self.key: Hashable = ("edf", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self.identity = SourceIdentity.of(st)
+        self.key: Hashable = ("edf", *self.identity.key)
         kind = compression_of(read_head(path, 4))
-        self.stream: Stream = PlainStream(path, path)
+        self.stream: Stream = PlainStream(path, path, self.identity)
         if kind and probing:  # decode just the start, and keep it out of the shared cache
             self.stream = CompressedStream(path, kind, self.key, ChunkCache(PROBE_BLOCK * 4), path, PROBE_BLOCK)
         elif kind:
-            self.stream = CompressedStream(path, kind, self.key, ctx.cache, path)
+            self.stream = CompressedStream(path, kind, self.key, ctx.cache, path, identity=self.identity)
         self.index = EdfIndex(self.stream, path, path, check_data=not probing)
 
     # -- ImageModel ----------------------------------------------------------------------

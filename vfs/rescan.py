@@ -1,0 +1,133 @@
+"""Incremental re-listing of source folders, off the read path.
+
+A folder that receives one file per frame changes every few milliseconds. Re-listing it
+the simple way (``lstat`` and sniff every entry, sort, rebuild every node) costs O(n)
+system calls per change and, done inside a look-up, makes every reader of any file in
+it wait. Instead:
+
+* the listing is an immutable snapshot (:class:`Listing`): readers use the current one
+  while a rescan runs on a background thread, and the new one is swapped in when done;
+* a rescan reads names and inode numbers with one ``scandir`` (no ``stat``), and builds
+  nodes only for names that are new or whose inode changed (a file replaced by rename);
+  the names are kept sorted with one merge, not a re-sort and re-hash of every entry;
+* files that could not be shown as data yet (:class:`PendingFile`) are ``stat``-ed at
+  each rescan and probed again when their size or mtime changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from vfs.limits import MAX_PENDING_PROBES
+from vfs.nodes import Node
+from vfs.passthrough import PassthroughFile
+
+#: two threads: a rescan of a huge folder never holds up the others for long
+RESCANS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vfs-rescan")
+
+NodeBuilder = Callable[[str, os.stat_result], "Node | None"]
+
+
+class PendingFile(PassthroughFile):
+    """A file that looked like data (or was too short to tell) but could not be opened
+    as such when listed: shown as itself, and probed again when its size or mtime
+    changes."""
+
+    def __init__(self, path: str, st: os.stat_result) -> None:
+        super().__init__(path, st)
+        self.seen = (st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One snapshot of a folder: name -> node in name order, and each name's inode."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    inodes: Mapping[str, int] = field(default_factory=dict)
+    #: names of the :class:`PendingFile` entries (at most MAX_PENDING_PROBES)
+    pending: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, nodes: dict[str, Node], inodes: Mapping[str, int]) -> Listing:
+        """A first listing: its pending files are found by one pass over the nodes."""
+        return cls(nodes, inodes, pending_names(nodes.items(), ()))
+
+
+def pending_names(candidates: Iterable[tuple[str, Node]], keep: tuple[str, ...]) -> tuple[str, ...]:
+    """``keep`` plus the names of the pending files among ``(name, node)`` pairs."""
+    found = [name for name, node in candidates if isinstance(node, PendingFile)]
+    return (keep + tuple(found))[:MAX_PENDING_PROBES]
+
+
+def build_node(folder: str, name: str, build: NodeBuilder) -> Node | None:
+    """The node for ``folder/name`` (None when it vanished or is not shown)."""
+    path = os.path.join(folder, name)
+    try:
+        return build(path, os.lstat(path))
+    except OSError:
+        return None
+
+
+def changed_pending(folder: str, listing: Listing, names: tuple[str, ...]) -> list[str]:
+    """The pending files among ``names`` whose size or mtime changed since their probe."""
+    out = []
+    for name in names:
+        node = listing.nodes.get(name)
+        if not isinstance(node, PendingFile):
+            continue
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns) != node.seen:
+            out.append(name)
+    return out
+
+
+def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing | None:
+    """The folder's new listing, or None when nothing changed.
+
+    ``full``: the folder's mtime changed, so names may have come and gone; otherwise
+    only the pending files are looked at.
+    """
+    inodes: dict[str, int] = dict(old.inodes) if not full else {}
+    if full:
+        with os.scandir(folder) as it:
+            for entry in it:
+                inodes[entry.name] = entry.inode()
+    removed = [name for name in old.nodes if name not in inodes] if full else []
+    redo = [name for name, ino in inodes.items() if old.inodes.get(name) != ino] if full else []
+    redo += changed_pending(folder, old, old.pending)
+    if not removed and not redo:
+        return None
+    fresh: dict[str, Node] = {}
+    for name in redo:
+        node = build_node(folder, name, build)
+        if node is None:
+            inodes.pop(name, None)
+        else:
+            fresh[name] = node
+    gone = set(removed) | (set(redo) - set(fresh))
+    keep = tuple(name for name in old.pending if name not in gone and name not in fresh)
+    return Listing(merge(old.nodes, fresh, gone), inodes, pending_names(fresh.items(), keep))
+
+
+def merge(old: dict[str, Node], fresh: Mapping[str, Node], gone: set[str]) -> dict[str, Node]:
+    """``old`` without ``gone``, with ``fresh`` added or replaced, in name order.
+
+    New names sorting after every old name (frame files numbered in order) are appended;
+    otherwise the sorted old names and the sorted new ones are merged by one sort that
+    sees two runs (linear time), never re-sorting entry by entry.
+    """
+    added = sorted(name for name in fresh if name not in old)
+    last = next(reversed(old.keys()), None) if old else None
+    if not gone and (not added or last is None or added[0] > last):
+        out = dict(old)
+        out.update(fresh)  # replaced names keep their place; new ones go to the end
+        return out
+    names = [name for name in old if name not in gone] + added
+    names.sort()
+    return {name: fresh[name] if name in fresh else old[name] for name in names}
