@@ -28,6 +28,8 @@ from vfs.identity import identity
 from vfs.rescan import RESCANS, Listing, PendingFile, build_node, merge, pending_names, rescan
 
 STATS_NAME = ".vfs-stats"
+#: the largest share of time a busy folder spends being rescanned
+RESCAN_SHARE = 0.1
 
 
 class SourceDirectory(Directory):
@@ -49,9 +51,13 @@ class SourceDirectory(Directory):
         self._checked = time.monotonic()
         self._listing = Listing()
         self._rescanning = False
+        self._rescan_seconds = 0.0  # what the last rescan cost
 
     def children(self) -> Mapping[str, Node]:
-        if self._children is not None and time.monotonic() - self._checked > self.ctx.recheck_seconds:
+        # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
+        # of the time); names a reader asks for are still found at once (see child)
+        interval = max(self.ctx.recheck_seconds, self._rescan_seconds / RESCAN_SHARE)
+        if self._children is not None and time.monotonic() - self._checked > interval:
             self._check_folder()
         return super().children()
 
@@ -69,6 +75,7 @@ class SourceDirectory(Directory):
 
     def _rescan(self, full: bool, mtime: int) -> None:
         """Run on a rescan thread; readers keep the old listing meanwhile."""
+        started = time.monotonic()
         try:
             old = self._listing
             new = rescan(self.path, old, self._build, full)
@@ -81,6 +88,7 @@ class SourceDirectory(Directory):
         except Exception:  # never lose the rescan flag; the reason goes to the debug log
             log.debug("rescan of %s failed", self.path, exc_info=True)
         finally:
+            self._rescan_seconds = time.monotonic() - started
             self._rescanning = False
 
     def _install(self, new: Listing, base: Listing) -> None:

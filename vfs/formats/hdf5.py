@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,12 +101,27 @@ class H5File:
 
 
 class H5Group(Directory):
-    """An HDF5 group as a folder; members are listed on first access."""
+    """An HDF5 group as a folder; members are listed on first access.
+
+    External links whose file is missing or cannot be opened yet (a data file of a
+    master still being written) are looked at again, at most every
+    ``recheck_seconds``: when their file changed, the group is listed again.
+    """
 
     def __init__(self, h5: H5File, h5name: bytes, ino: int) -> None:
         super().__init__(ino, h5.mtime_ns, xattrs=h5.xattr_loader(h5name))
         self.h5 = h5
         self.h5name = h5name
+        self._unresolved: dict[str, tuple[int, int] | None] = {}  # file -> (size, mtime) seen
+        self._checked = 0.0
+
+    def children(self) -> Mapping[str, Node]:
+        if self._unresolved and time.monotonic() - self._checked > self.h5.ctx.recheck_seconds:
+            self._checked = time.monotonic()
+            if any(_seen(path) != seen for path, seen in self._unresolved.items()):
+                self._unresolved = {}
+                self.invalidate()
+        return super().children()
 
     @property
     def group_path(self) -> str:
@@ -176,6 +192,8 @@ class H5Group(Directory):
         other = filename if os.path.isabs(filename) else os.path.join(os.path.dirname(self.h5.path), filename)
         target = f"{filename}::{objpath}"
         ctx = self.h5.ctx
+        if ctx.mount_is_folder and (not os.path.isfile(other) or not _opens(other)):
+            self._unresolved[other] = _seen(other)
         if ctx.mount_is_folder and os.path.isfile(other) and ctx.inside(other):
             other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
             obj_view = posixpath.normpath(posixpath.join(other_view, objpath.lstrip("/")))
@@ -187,6 +205,23 @@ class H5Group(Directory):
                 return
             target = posixpath.relpath(obj_view, here_view)
         entries.add(name, Symlink(ino, self.h5.mtime_ns, target))
+
+
+def _seen(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _opens(path: str) -> bool:
+    """Whether HDF5 can open ``path`` now (call with :data:`H5_LOCK` held)."""
+    try:
+        POOL.get(path)
+    except Exception:
+        return False
+    return True
 
 
 def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
