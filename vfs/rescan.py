@@ -11,12 +11,14 @@ it wait. Instead:
   nodes only for names that are new or whose inode changed (a file replaced by rename);
   the names are kept sorted with one merge, not a re-sort and re-hash of every entry;
 * files that could not be shown as data yet (:class:`PendingFile`) are ``stat``-ed at
-  each rescan and probed again when their size or mtime changed.
+  each rescan and probed again when their size or mtime changed; one that has not
+  changed for ``WATCH_SECONDS`` is no longer watched (it stays a plain file).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from vfs.limits import MAX_PENDING_PROBES
 from vfs.nodes import Node
 from vfs.passthrough import PassthroughFile
 
+#: a file seen incomplete is watched while it changes; unchanged this long, it is left
+WATCH_SECONDS = 60.0
 #: two threads: a rescan of a huge folder never holds up the others for long
 RESCANS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vfs-rescan")
 
@@ -71,20 +75,25 @@ def build_node(folder: str, name: str, build: NodeBuilder) -> Node | None:
         return None
 
 
-def changed_pending(folder: str, listing: Listing, names: tuple[str, ...]) -> list[str]:
-    """The pending files among ``names`` whose size or mtime changed since their probe."""
-    out = []
-    for name in names:
+def changed_pending(folder: str, listing: Listing) -> tuple[list[str], set[str]]:
+    """The pending files whose size or mtime changed since their probe, and those no
+    longer worth watching (gone, or unchanged for ``WATCH_SECONDS``)."""
+    changed, dropped = [], set()
+    quiet_since = time.time_ns() - int(WATCH_SECONDS * 1e9)
+    for name in listing.pending:
         node = listing.nodes.get(name)
-        if not isinstance(node, PendingFile):
-            continue
         try:
             st = os.stat(os.path.join(folder, name))
         except OSError:
+            dropped.add(name)
             continue
-        if (st.st_size, st.st_mtime_ns) != node.seen:
-            out.append(name)
-    return out
+        if not isinstance(node, PendingFile):
+            dropped.add(name)
+        elif (st.st_size, st.st_mtime_ns) != node.seen:
+            changed.append(name)
+        elif st.st_mtime_ns < quiet_since:
+            dropped.add(name)
+    return changed, dropped
 
 
 def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing | None:
@@ -100,8 +109,9 @@ def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing
                 inodes[entry.name] = entry.inode()
     removed = [name for name in old.nodes if name not in inodes] if full else []
     redo = [name for name, ino in inodes.items() if old.inodes.get(name) != ino] if full else []
-    redo += changed_pending(folder, old, old.pending)
-    if not removed and not redo:
+    changed, dropped = changed_pending(folder, old)
+    redo += changed
+    if not removed and not redo and not dropped:
         return None
     fresh: dict[str, Node] = {}
     for name in redo:
@@ -111,7 +121,7 @@ def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing
         else:
             fresh[name] = node
     gone = set(removed) | (set(redo) - set(fresh))
-    keep = tuple(name for name in old.pending if name not in gone and name not in fresh)
+    keep = tuple(name for name in old.pending if name not in gone and name not in fresh and name not in dropped)
     return Listing(merge(old.nodes, fresh, gone), inodes, pending_names(fresh.items(), keep))
 
 
