@@ -2,7 +2,9 @@
 
 Run as ``python -m tests.live_writers KIND PATH``. Each reads one command per line on
 standard input and answers one line on standard output once the data are on disk (after
-the flush), so a test knows exactly what a reader may see at each step:
+the flush), ``flushed N T`` with ``T`` the ``time.monotonic()`` of the flush (one clock
+for all processes on Linux, so the benchmark measures from it), so a test knows exactly
+what a reader may see at each step:
 
 * ``swmr``: an HDF5 file written with SWMR. ``frame`` appends frame N (every pixel N,
   dataset ``entry/data`` (N, 256, 128) uint16, plus ``entry/counter`` gzip float64
@@ -16,12 +18,15 @@ the flush), so a test knows exactly what a reader may see at each step:
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 
 import numpy as np
 
 from tests.edf_files import frame_block
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAME = (256, 128)
 EDF_FRAME = (64, 32)
 
@@ -29,6 +34,36 @@ EDF_FRAME = (64, 32)
 def edf_bytes(value: int, shape: tuple[int, int] = EDF_FRAME, header_size: int = 512) -> bytes:
     """An EDF file of one uint16 frame, every pixel ``value``."""
     return frame_block(np.full(shape, value, "<u2"), {"value": value}, header_size=header_size)
+
+
+class Writer:
+    """A writer process driven line by line (see tests/live_writers.py)."""
+
+    def __init__(self, kind: str, path: str | os.PathLike[str]) -> None:
+        self.flushed_at = 0.0  # time.monotonic() of the last flush
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.live_writers", kind, str(path)], cwd=ROOT,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.say(None) == "ready"
+
+    def say(self, command: str | None) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if command is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def step(self, command: str = "frame") -> int:
+        """Send ``command``; the number of frames (points) flushed, once they are."""
+        answer = self.say(command)
+        assert answer.startswith("flushed "), answer
+        _, n, flushed_at = answer.split()
+        self.flushed_at = float(flushed_at)
+        return int(n)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def swmr(path: str) -> None:
@@ -54,7 +89,7 @@ def swmr(path: str) -> None:
         data.flush()
         counter.flush()
         n += 1
-        print(f"flushed {n}", flush=True)
+        print(f"flushed {n} {time.monotonic()}", flush=True)
 
 
 def spec(path: str) -> None:
@@ -67,7 +102,7 @@ def spec(path: str) -> None:
             fh.write(f"{n} {n * 2}\n")
             fh.flush()
             n += 1
-            print(f"flushed {n}", flush=True)
+            print(f"flushed {n} {time.monotonic()}", flush=True)
 
 
 def edf(folder: str) -> None:
@@ -80,7 +115,7 @@ def edf(folder: str) -> None:
             fh.flush()
             fh.write(blob[512:])
         n += 1
-        print(f"flushed {n}", flush=True)
+        print(f"flushed {n} {time.monotonic()}", flush=True)
 
 
 if __name__ == "__main__":

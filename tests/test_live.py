@@ -24,9 +24,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.live_writers import FRAME, edf_bytes
+from tests.live_writers import FRAME, Writer, edf_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 DEADLINE = 5.0  # generous: the contract is 1 s, the machine is shared
 
@@ -44,32 +43,6 @@ def poll(fn: Callable[[], T | None], what: str, deadline: float = DEADLINE) -> T
             return value
         time.sleep(0.02)
     raise AssertionError(f"{what}: not seen within {deadline} s (last: {last!r})")
-
-
-class Writer:
-    """A writer process driven line by line (see tests/live_writers.py)."""
-
-    def __init__(self, kind: str, path: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.live_writers", kind, str(path)], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.say(None) == "ready"
-
-    def say(self, command: str | None) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        if command is not None:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def step(self, command: str = "frame") -> int:
-        answer = self.say(command)
-        assert answer.startswith("flushed "), answer
-        return int(answer.split()[1])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
 
 
 #: numpy's words when the kernel still holds the previous size of a .npy that just grew

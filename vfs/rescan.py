@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 from vfs.limits import MAX_PENDING_PROBES
 from vfs.nodes import Node
@@ -102,13 +103,15 @@ def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing
     ``full``: the folder's mtime changed, so names may have come and gone; otherwise
     only the pending files are looked at.
     """
-    inodes: dict[str, int] = dict(old.inodes) if not full else {}
+    # set operations on names and (name, inode) pairs run in C: no Python loop per entry
+    removed: set[str] = set()
+    redo: list[str] = []
+    inodes = old.inodes
     if full:
         with os.scandir(folder) as it:
-            for entry in it:
-                inodes[entry.name] = entry.inode()
-    removed = [name for name in old.nodes if name not in inodes] if full else []
-    redo = [name for name, ino in inodes.items() if old.inodes.get(name) != ino] if full else []
+            inodes = {entry.name: entry.inode() for entry in it}
+        removed = old.nodes.keys() - inodes.keys()
+        redo = [name for name, _ in inodes.items() - old.inodes.items()]
     changed, dropped = changed_pending(folder, old)
     redo += changed
     if not removed and not redo and not dropped:
@@ -116,11 +119,13 @@ def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing
     fresh: dict[str, Node] = {}
     for name in redo:
         node = build_node(folder, name, build)
-        if node is None:
-            inodes.pop(name, None)
-        else:
+        if node is not None:
             fresh[name] = node
-    gone = set(removed) | (set(redo) - set(fresh))
+    gone = removed | (set(redo) - fresh.keys())
+    if gone or fresh:
+        inodes = {**inodes}
+        for name in gone:
+            inodes.pop(name, None)
     keep = tuple(name for name in old.pending if name not in gone and name not in fresh and name not in dropped)
     return Listing(merge(old.nodes, fresh, gone), inodes, pending_names(fresh.items(), keep))
 
@@ -138,6 +143,13 @@ def merge(old: dict[str, Node], fresh: Mapping[str, Node], gone: set[str]) -> di
         out = dict(old)
         out.update(fresh)  # replaced names keep their place; new ones go to the end
         return out
-    names = [name for name in old if name not in gone] + added
-    names.sort()
-    return {name: fresh[name] if name in fresh else old[name] for name in names}
+    names = [name for name in old if name not in gone] if gone else list(old)
+    names += added
+    names.sort()  # two sorted runs: Timsort merges them in linear time
+    ordered: dict[str, Node | None] = dict.fromkeys(names)  # the order; values filled in C
+    if gone:
+        ordered.update((n, old[n]) for n in names if n in old)
+    else:
+        ordered.update(old)
+    ordered.update(fresh)
+    return cast("dict[str, Node]", ordered)

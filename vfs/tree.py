@@ -28,8 +28,10 @@ from vfs.identity import identity
 from vfs.rescan import RESCANS, Listing, PendingFile, build_node, merge, pending_names, rescan
 
 STATS_NAME = ".vfs-stats"
-#: the largest share of time a busy folder spends being rescanned
-RESCAN_SHARE = 0.1
+#: the largest share of time a busy folder spends being rescanned ...
+RESCAN_SHARE = 0.25
+#: ... but it is rescanned at least this often (times recheck_seconds) while looked at
+RESCAN_MAX_WAIT = 4
 
 
 class SourceDirectory(Directory):
@@ -56,7 +58,8 @@ class SourceDirectory(Directory):
     def children(self) -> Mapping[str, Node]:
         # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
         # of the time); names a reader asks for are still found at once (see child)
-        interval = max(self.ctx.recheck_seconds, self._rescan_seconds / RESCAN_SHARE)
+        recheck = self.ctx.recheck_seconds
+        interval = min(max(recheck, self._rescan_seconds / RESCAN_SHARE), RESCAN_MAX_WAIT * recheck)
         if self._children is not None and time.monotonic() - self._checked > interval:
             self._check_folder()
         return super().children()
