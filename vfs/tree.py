@@ -1,10 +1,11 @@
 """The source folder as lazy nodes: sub-folders, data files as folders, other files as
 themselves. Each file's kind is decided by its first bytes (see ``formats/sniff.py``).
 
-Folders follow their source: a listing re-scans when the source folder's mtime changed;
-a data file's folder is rebuilt when the file's size or mtime changed (checked at most
-every ``Context.recheck_seconds``), so files that grow during acquisition show their
-new content.
+Folders follow their source: a listing is rescanned, incrementally and on a background
+thread (``vfs/rescan.py``), when the source folder's mtime changed; a data file's folder
+is rebuilt when the file's identity (``vfs/identity.py``) changed (checked at most every
+``Context.recheck_seconds``), so files that grow during acquisition show their new
+content; a file that could not be opened as data yet is probed again when it changes.
 """
 
 from __future__ import annotations
@@ -185,9 +186,6 @@ class DataFolder(Directory):
         self._checked = time.monotonic()
         self._inner: Directory | None = None
         self._inner_lock = threading.Lock()
-
-    def same_source(self, st: os.stat_result) -> bool:
-        return identity(st) == self.identity
 
     def _check_source(self) -> None:
         now = time.monotonic()
