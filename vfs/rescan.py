@@ -103,15 +103,17 @@ def rescan(folder: str, old: Listing, build: NodeBuilder, full: bool) -> Listing
     ``full``: the folder's mtime changed, so names may have come and gone; otherwise
     only the pending files are looked at.
     """
-    # set operations on names and (name, inode) pairs run in C: no Python loop per entry
     removed: set[str] = set()
     redo: list[str] = []
     inodes = old.inodes
     if full:
-        with os.scandir(folder) as it:
+        with os.scandir(folder) as it:  # names and inode numbers: no stat per entry
             inodes = {entry.name: entry.inode() for entry in it}
-        removed = old.nodes.keys() - inodes.keys()
-        redo = [name for name, _ in inodes.items() - old.inodes.items()]
+        if inodes != old.inodes:  # compared in C; most rescans stop here or add a few names
+            known = old.inodes.get
+            redo = [name for name, ino in inodes.items() if known(name) != ino]  # new or replaced
+            if len(inodes) - sum(name not in old.inodes for name in redo) != len(old.nodes):
+                removed = old.nodes.keys() - inodes.keys()
     changed, dropped = changed_pending(folder, old)
     redo += changed
     if not removed and not redo and not dropped:

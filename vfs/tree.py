@@ -54,6 +54,7 @@ class SourceDirectory(Directory):
         self._checked = time.monotonic()
         self._listing = Listing()
         self._rescanning = False
+        self._rescan_lock = threading.Lock()
         self._rescan_seconds = 0.0  # what the last rescan cost
 
     def children(self) -> Mapping[str, Node]:
@@ -72,10 +73,12 @@ class SourceDirectory(Directory):
         except OSError:
             return
         full = mtime != self._seen_mtime
-        if (full or self._listing.pending) and not self._rescanning:
+        with self._rescan_lock:
+            if not (full or self._listing.pending) or self._rescanning:
+                return
             self._rescanning = True
             self._seen_mtime = mtime
-            RESCANS.submit(self._rescan, full, mtime)
+        RESCANS.submit(self._rescan, full, mtime)
 
     def _rescan(self, full: bool, mtime: int) -> None:
         """Run on a rescan thread; readers keep the old listing meanwhile."""
@@ -101,7 +104,7 @@ class SourceDirectory(Directory):
         if current is not base:
             extra = {n: v for n, v in current.nodes.items() if n not in base.nodes and n not in new.nodes}
             if extra:
-                new = Listing(merge(new.nodes, extra, set()), {**new.inodes, **current.inodes}, new.pending)
+                new = Listing(merge(new.nodes, extra, set()), {**current.inodes, **new.inodes}, new.pending)
         self._listing = new
         self._children = new.nodes
 
@@ -137,14 +140,20 @@ class SourceDirectory(Directory):
 
     def _look_up_new(self, name: str) -> Node:
         """A name the listing lacks: shown at once if it exists in the source now."""
-        node = build_node(self.path, name, self._build)
+        inode: list[int] = []
+
+        def build(path: str, st: os.stat_result) -> Node | None:
+            inode.append(st.st_ino)
+            return self._build(path, st)
+
+        node = build_node(self.path, name, build)
         if node is None:
             raise NodeNotFound(name)
         with self._lock:
             listing = self._listing
             if name in listing.nodes:
                 return listing.nodes[name]
-            added = Listing(merge(listing.nodes, {name: node}, set()), listing.inodes,
+            added = Listing(merge(listing.nodes, {name: node}, set()), {**listing.inodes, name: inode[0]},
                             pending_names([(name, node)], listing.pending))
             self._listing = added
             self._children = added.nodes
