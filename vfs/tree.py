@@ -26,7 +26,7 @@ from vfs.logutil import log, log_once
 from vfs.nodes import ROOT_INO, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.passthrough import PassthroughFile
 from vfs.identity import identity
-from vfs.rescan import RESCANS, Listing, PendingFile, build_node, merge, pending_names, rescan
+from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
 
 STATS_NAME = ".vfs-stats"
 #: the largest share of time a busy folder spends being rescanned ...
@@ -56,6 +56,8 @@ class SourceDirectory(Directory):
         self._rescanning = False
         self._rescan_lock = threading.Lock()
         self._rescan_seconds = 0.0  # what the last rescan cost
+        #: names found by direct look-up and not yet listed: name -> (node, when found)
+        self._found: dict[str, tuple[Node, float]] = {}
 
     def children(self) -> Mapping[str, Node]:
         # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
@@ -84,11 +86,14 @@ class SourceDirectory(Directory):
         """Run on a rescan thread; readers keep the old listing meanwhile."""
         started = time.monotonic()
         try:
-            old = self._listing
-            new = rescan(self.path, old, self._build, full)
-            if new is not None:
-                with self._lock:
-                    self._install(new, old)
+            new = rescan(self.path, self._listing, self._build, full)
+            with self._lock:
+                if new is not None:
+                    self._listing = new
+                    self._children = new.nodes
+                # found names are listed now, or were gone when the rescan looked
+                self._found = {n: v for n, v in self._found.items() if n not in self._listing.nodes
+                               and v[1] > started}
             self.mtime_ns = mtime
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
@@ -97,16 +102,6 @@ class SourceDirectory(Directory):
         finally:
             self._rescan_seconds = time.monotonic() - started
             self._rescanning = False
-
-    def _install(self, new: Listing, base: Listing) -> None:
-        """Swap in ``new`` (lock held); names found by direct look-ups meanwhile stay."""
-        current = self._listing
-        if current is not base:
-            extra = {n: v for n, v in current.nodes.items() if n not in base.nodes and n not in new.nodes}
-            if extra:
-                new = Listing(merge(new.nodes, extra, set()), {**current.inodes, **new.inodes}, new.pending)
-        self._listing = new
-        self._children = new.nodes
 
     def _build(self, path: str, st: os.stat_result) -> Node | None:
         return node_for_path(path, st, self.ctx)
@@ -139,24 +134,17 @@ class SourceDirectory(Directory):
             return self._look_up_new(name)
 
     def _look_up_new(self, name: str) -> Node:
-        """A name the listing lacks: shown at once if it exists in the source now."""
-        inode: list[int] = []
-
-        def build(path: str, st: os.stat_result) -> Node | None:
-            inode.append(st.st_ino)
-            return self._build(path, st)
-
-        node = build_node(self.path, name, build)
+        """A name the listing lacks: shown at once if it exists in the source now. It
+        is kept aside (not merged into the listing, which would cost O(n)) until the
+        next rescan lists it."""
+        found = self._found.get(name)
+        if found is not None:
+            return found[0]
+        node = build_node(self.path, name, self._build)
         if node is None:
             raise NodeNotFound(name)
         with self._lock:
-            listing = self._listing
-            if name in listing.nodes:
-                return listing.nodes[name]
-            added = Listing(merge(listing.nodes, {name: node}, set()), {**listing.inodes, name: inode[0]},
-                            pending_names([(name, node)], listing.pending))
-            self._listing = added
-            self._children = added.nodes
+            self._found = {**self._found, name: (node, time.monotonic())}
         return node
 
 
