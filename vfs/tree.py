@@ -194,7 +194,7 @@ class DataFolder(Directory):
         except OSError:
             return
         if identity(st) != self.identity:
-            log.info("%s changed on disk; rebuilding its folder", self.path)
+            log.debug("%s changed on disk; rebuilding its folder", self.path)
             self.identity = identity(st)
             self.mtime_ns = st.st_mtime_ns
             with self._inner_lock:
