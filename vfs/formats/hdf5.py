@@ -335,7 +335,8 @@ class H5View:
             return None
         full = self._full(name)
         label = f"{self.h5.path}:{_decode(full)}"
-        return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache)
+        return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache,
+                           identity=self.h5.identity)
 
     def groups(self) -> list[str]:
         if self.group_names is None:
