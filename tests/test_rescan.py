@@ -48,6 +48,11 @@ def test_only_changes_are_built(tmp_path: Path) -> None:
     assert new.nodes["f_0008"] is old.nodes["f_0008"]
     assert new.nodes["f_0007"] is not old.nodes["f_0007"]
 
+    for name in ("g_3", "g_1", "g_2"):  # after every name: appended, in name order
+        (tmp_path / name).write_bytes(b"new")
+    newer = rescan(str(tmp_path), new, build, full=True)
+    assert newer is not None and list(newer.nodes) == sorted(os.listdir(tmp_path))
+
 
 def test_pending_files_are_probed_again_when_they_change(tmp_path: Path) -> None:
     (tmp_path / "x.part").write_bytes(b"1")

@@ -143,7 +143,7 @@ def merge(old: dict[str, Node], fresh: Mapping[str, Node], gone: set[str]) -> di
     last = next(reversed(old.keys()), None) if old else None
     if not gone and (not added or last is None or added[0] > last):
         out = dict(old)
-        out.update(fresh)  # replaced names keep their place; new ones go to the end
+        out.update((name, fresh[name]) for name in sorted(fresh))  # replaced names keep their place
         return out
     names = [name for name in old if name not in gone] if gone else list(old)
     names += added

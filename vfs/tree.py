@@ -72,7 +72,10 @@ class SourceDirectory(Directory):
         self._checked = time.monotonic()
         try:
             mtime = os.stat(self.path).st_mtime_ns
-        except OSError:
+        except OSError:  # the folder itself is gone: so is everything in it
+            with self._lock:
+                self._listing = Listing()
+                self._children = self._listing.nodes
             return
         full = mtime != self._seen_mtime
         with self._rescan_lock:
