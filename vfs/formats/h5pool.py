@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 
+import cachetools
 import h5py  # noqa: E402
 
 try:  # registers bitshuffle/LZ4, Blosc, Blosc2, Zstd, ... with HDF5
@@ -76,12 +76,29 @@ def file_identity(f: h5py.File, path: str) -> SourceIdentity:
     return SourceIdentity.of(st, growing=bool(f.swmr_mode))
 
 
+def _close(f: h5py.File) -> None:
+    try:
+        f.close()
+    except Exception:  # closing a file that is already broken
+        pass
+
+
+class _OpenFiles(cachetools.LRUCache[str, tuple[h5py.File, SourceIdentity]]):
+    """An LRU of open files (with the identity each was opened at) that closes the file
+    it evicts."""
+
+    def popitem(self) -> tuple[str, tuple[h5py.File, SourceIdentity]]:
+        path, entry = super().popitem()
+        _close(entry[0])
+        return path, entry
+
+
 class FilePool:
     """At most ``limit`` open HDF5 files; the least recently used is closed first."""
 
     def __init__(self, limit: int = 128) -> None:
         self.limit = limit
-        self._files: OrderedDict[str, tuple[h5py.File, SourceIdentity]] = OrderedDict()
+        self._files = _OpenFiles(maxsize=limit)
 
     def get(self, path: str, expect: SourceIdentity | None = None) -> h5py.File:
         """The open file for ``path``. Call with :data:`H5_LOCK` held.
@@ -89,16 +106,11 @@ class FilePool:
         With ``expect``, raise :class:`~vfs.errors.Unreadable` (EIO) unless the file
         handed out is still the version ``expect`` describes.
         """
-        entry = self._files.get(path)
-        if entry is not None and entry[0].id.valid:
-            self._files.move_to_end(path)
-        else:
+        entry = self._files.get(path)  # a hit makes it the most recently used
+        if entry is None or not entry[0].id.valid:
             f = open_h5(path)
             entry = self._files[path] = (f, file_identity(f, path))
-            while len(self._files) > self.limit:
-                _, (old, _) = self._files.popitem(last=False)
-                _close(old)
-        f, _ = entry
+        f = entry[0]
         if expect is not None:
             try:
                 expect.check_fd(int(f.id.get_vfd_handle()), path)
@@ -119,13 +131,6 @@ class FilePool:
 
     def __len__(self) -> int:
         return len(self._files)
-
-
-def _close(f: h5py.File) -> None:
-    try:
-        f.close()
-    except Exception:  # closing a file that is already broken
-        pass
 
 
 POOL = FilePool()
