@@ -26,7 +26,7 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,18 +139,11 @@ def bench_folder(base: Path, work: Path, n: int, samples: int) -> None:
             by_list.append(seen_after(at, lambda: name2 in os.listdir(mnt / folder.name)))
         print(f"new file, by name {summary(by_name)}")
         print(f"new file, listed  {summary(by_list)}")
-        stop = threading.Event()
-
-        def writer() -> None:
-            i = 0
-            while not stop.is_set():
-                with open(folder / f"new_busy_{i:06d}.edf", "wb") as fh:
-                    fh.write(edf_bytes(i, (8, 8)))
-                i += 1
-                stop.wait(0.02)
-
-        thread = threading.Thread(target=writer)
-        thread.start()
+        # the busy writer is another process, as a detector's would be
+        blob = edf_bytes(0, (8, 8))
+        code = ("import sys, time\nblob = bytes.fromhex(sys.argv[2])\ni = 0\nwhile True:\n"
+                "    open(f'{sys.argv[1]}/new_busy_{i:06d}.edf', 'wb').write(blob)\n    i += 1\n    time.sleep(0.02)\n")
+        writer = subprocess.Popen([sys.executable, "-c", code, str(folder), blob.hex()])
         try:
             time.sleep(1.0)  # let rescans start
             busy = []
@@ -158,8 +151,8 @@ def bench_folder(base: Path, work: Path, n: int, samples: int) -> None:
                 busy.append(read_cold(still))
                 os.listdir(mnt / folder.name) if len(busy) % 10 == 0 else None  # someone runs ls now and then
         finally:
-            stop.set()
-            thread.join()
+            writer.kill()
+            writer.wait()
         q, b = statistics.median(quiet), statistics.median(busy)
         print(f"unchanged 512 KiB read: quiet {q * 1e3:.2f} ms, busy {b * 1e3:.2f} ms, ratio {b / q:.2f}x")
     for stale in folder.glob("new_*"):
