@@ -30,8 +30,14 @@ T = TypeVar("T")
 DEADLINE = 5.0  # generous: the contract is 1 s, the machine is shared
 
 
+#: numpy's words when the kernel still holds the previous size of a .npy that just grew
+#: (for up to the 0.5 s attribute timeout, docs/layout.md "Live data"): read again
+STALE_SIZE = ("mmap length is greater than file size", "not fully written", "EOF: reading array data")
+
+
 def poll(fn: Callable[[], T | None], what: str, deadline: float = DEADLINE) -> T:
-    """``fn()``'s first value that is not None; ENOENT/ENOTDIR meanwhile are retried."""
+    """``fn()``'s first value that is not None; ENOENT/ENOTDIR and numpy's refusal of a
+    file whose size the kernel has not refreshed yet (see STALE_SIZE) are retried."""
     end = time.monotonic() + deadline
     last: object = None
     while time.monotonic() < end:
@@ -39,15 +45,15 @@ def poll(fn: Callable[[], T | None], what: str, deadline: float = DEADLINE) -> T
             value = fn()
         except (FileNotFoundError, NotADirectoryError) as exc:
             value, last = None, exc
+        except ValueError as exc:  # numpy and a size the kernel has not refreshed yet
+            if not any(words in str(exc) for words in STALE_SIZE):
+                raise
+            value, last = None, exc
         if value is not None:
             return value
         time.sleep(0.02)
     raise AssertionError(f"{what}: not seen within {deadline} s (last: {last!r})")
 
-
-#: numpy's words when the kernel still holds the previous size of a .npy that just grew
-#: (for up to the 0.5 s attribute timeout, docs/layout.md "Live data"): read again
-STALE_SIZE = ("mmap length is greater than file size", "not fully written", "EOF: reading array data")
 
 
 def frames_seen(npy: Path) -> int | None:
