@@ -68,3 +68,5 @@ SHORT_TEXT_CACHE = 64 << 20
 #: image-like arrays (2-D and more) above this many elements keep the fixed .txt layout,
 #: whose size is arithmetic: a folder of 1,000 images lists without reading them
 SHORT_TEXT_IMAGE_ELEMENTS = 1024
+#: files of one folder waiting to be probed again (seen incomplete); more are plain files
+MAX_PENDING_PROBES = 4096
