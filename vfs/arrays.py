@@ -21,7 +21,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,29 @@ from vfs.logutil import log_once
 from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
 
 
-_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vfs-prefetch")
-_local = threading.local()  # the file a RawSource read has open, per thread
+#: decode threads, one per core: chunks of one request, and the prefetched chunks of the
+#: next ones, decode here in parallel (decoders that release the GIL use every core)
+WORKERS = max(os.cpu_count() or 2, 2)
+_local = threading.local()  # the file a RawSource read has open, per thread; pool marker
+
+
+def _mark_worker() -> None:
+    _local.worker = True
+
+
+_POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="vfs-decode", initializer=_mark_worker)
+
+
+def in_worker() -> bool:
+    """Whether this thread is one of the decode pool's (which must not wait for locks a
+    requesting thread may hold: see :class:`Deferred`)."""
+    return bool(getattr(_local, "worker", False))
+
+
+class Deferred(Exception):
+    """Raised by :meth:`ChunkedSource.load_chunk` in a pool thread for a chunk that must
+    be loaded by the requesting thread itself (e.g. through a library lock that thread
+    may already hold). Not an error: the requesting thread loads the chunk again."""
 
 
 class ArraySource:
@@ -119,6 +140,10 @@ class ChunkedSource(ArraySource):
     process (source identity + object name) so cache entries never mix files.
     """
 
+    #: whether the chunks of one request are decoded in parallel on the pool (for
+    #: decoders that release the GIL; pointless for a source serialised by a lock)
+    parallel = False
+
     def __init__(
         self,
         shape: Index,
@@ -133,23 +158,33 @@ class ChunkedSource(ArraySource):
         self.key = key
         self.cache = cache
         self._next = -1  # where a sequential reader would read next
+        # elements in one row of chunks along the first axis (the flat span a sequential
+        # reader crosses before it needs new chunks)
+        self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
 
     def read_flat(self, a: int, b: int) -> np.ndarray:
         """As the base class; a read that continues the previous one also starts decoding
         the chunks of the next two such reads on the prefetch thread (the second core),
         so that decoding overlaps with the copying of this read."""
-        out = super().read_flat(a, b)
         sequential = a == self._next and b > a
         self._next = b
         if sequential and b < self.size:
-            self._prefetch(b, min(self.size, b + 2 * (b - a)))
-        return out
+            # ahead: the next two such reads, and for parallel decoders a quarter of a
+            # chunk row, so the next row of chunks is decoding before it is needed
+            ahead = max(2 * (b - a), self._row // 4 if self.parallel else 0)
+            self._prefetch(b, min(self.size, b + ahead))
+        return super().read_flat(a, b)
 
     def _prefetch(self, a: int, b: int) -> None:
+        budget = self.cache.budget // 4  # never prefetch more than this many bytes ahead
+        chunk_bytes = math.prod(self.chunks) * self.dtype.itemsize
         for start, extent in flat_boxes(self.shape, a, b):
             for index in chunks_of_box(start, extent, self.chunks):
+                if budget < chunk_bytes:
+                    return
                 if not self.cache.has((self.key, index)):
-                    _PREFETCH.submit(self._prefetch_one, index)
+                    budget -= chunk_bytes
+                    _POOL.submit(self._prefetch_one, index)
 
     def _prefetch_one(self, index: Index) -> None:
         try:
@@ -167,7 +202,7 @@ class ChunkedSource(ArraySource):
     def _checked_load(self, index: Index) -> np.ndarray:
         try:
             return np.asarray(self.load_chunk(index))
-        except VfsError:
+        except (VfsError, Deferred):
             raise
         except Exception as exc:  # a decoder or h5py failure: the read gets EIO
             message = f"{self.label}: cannot read chunk {index}: {type(exc).__name__}: {exc}"
@@ -175,11 +210,29 @@ class ChunkedSource(ArraySource):
             raise Unreadable(message) from exc
 
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
-        for index in chunks_of_box(start, extent, self.chunks):
-            data = self.chunk(index)
+        def put(index: Index, data: np.ndarray) -> None:
             in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
             key: tuple[Any, ...] = (*in_chunk, Ellipsis)  # keeps 0-d chunks arrays
             out[in_box] = data[key]
+
+        indices = list(chunks_of_box(start, extent, self.chunks))
+        if not self.parallel or len(indices) < 2:
+            for index in indices:
+                put(index, self.chunk(index))
+            return
+        # the chunks nobody has yet go to the pool, but for one that this thread decodes
+        # itself; the rest (cached, or being decoded by the prefetcher) are waited for here
+        missing = [i for i in indices if not self.cache.has((self.key, i))]
+        futures: dict[Index, Future[np.ndarray]] = {i: _POOL.submit(self.chunk, i) for i in missing[1:]}
+        for index in indices:
+            if index not in futures:
+                put(index, self.chunk(index))
+        for index, future in futures.items():
+            try:
+                data = future.result()
+            except Deferred:
+                data = self.chunk(index)
+            put(index, data)
 
 
 class WholeSource(ChunkedSource):
