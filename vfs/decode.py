@@ -31,6 +31,7 @@ Nothing decodes to more than the chunk's declared size (``out=`` sizes everywher
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,11 @@ try:
     import imagecodecs
 except ImportError:  # pragma: no cover - a dependency; without it those filters go to h5py
     imagecodecs = None  # type: ignore[assignment]
+# the bitshuffle wheel decodes with OpenMP threads of its own; on top of the decode pool
+# they only spin against each other (measured: a quarter of the mount's CPU in libgomp
+# waits), so one OpenMP thread a decode unless the user says otherwise. Read by libgomp
+# when it loads, hence before the import.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 try:
     import bitshuffle
 except ImportError:  # pragma: no cover
