@@ -56,12 +56,22 @@ BINDINGS = {
     "fusepy": ("fuse", None, "2"),
     "mfusepy-fuse2": ("mfusepy", "fuse", "2"),
     "mfusepy-fuse3": ("mfusepy", "fuse3", "3"),
+    # mfusepy as vfs/mount.py uses it: raw_fi, the reply copied once into libfuse's buffer
+    "mfusepy-fuse3-raw": ("mfusepy", "fuse3", "3"),
+    # the low-level, inode-based API (prototype in scripts/proto_pyfuse3.py): no path walk,
+    # replies straight from the buffer (a memoryview, no copy in Python)
+    "pyfuse3": ("pyfuse3", None, "3"),
 }
 
 
 # --------------------------------------------------------------------------- server
 def serve(binding: str, size: int, mountpoint: str) -> None:
     """Run the in-memory filesystem in the foreground (this is the subprocess)."""
+    if binding == "pyfuse3":
+        from proto_pyfuse3 import serve_memory
+
+        serve_memory(size, mountpoint, STATS_SIZE)
+        return
     module, _, _ = BINDINGS[binding]
     fuse = __import__(module)
     import errno
@@ -103,7 +113,31 @@ def serve(binding: str, size: int, mountpoint: str) -> None:
                 sizes[length] += 1
             return data[offset:offset + length]
 
-    fuse.FUSE(MemFS(), mountpoint, foreground=True, ro=True)
+    if binding != "mfusepy-fuse3-raw":
+        fuse.FUSE(MemFS(), mountpoint, foreground=True, ro=True)
+        return
+    import ctypes
+
+    data_buf = bytearray(data)  # a writable buffer whose address ctypes can take
+    del data
+    base = ctypes.addressof(ctypes.c_char.from_buffer(data_buf))
+
+    class RawFUSE(fuse.FUSE):  # type: ignore[name-defined]
+        """The reply written straight into libfuse's buffer, as vfs/mount.py's VfsFUSE does."""
+
+        def read(self, path, buf, size, offset, fip):
+            if path == b"/stats":
+                chunk = stats_bytes()[offset:offset + size]
+                ctypes.memmove(buf, chunk, len(chunk))
+                return len(chunk)
+            with lock:
+                sizes[size] += 1
+            n = max(min(size, len(data_buf) - offset), 0)
+            if n:
+                ctypes.memmove(buf, base + offset, n)
+            return n
+
+    RawFUSE(MemFS(), mountpoint, foreground=True, ro=True, raw_fi=True)
 
 
 # --------------------------------------------------------------------------- helpers

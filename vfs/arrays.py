@@ -179,17 +179,30 @@ class ChunkedSource(ArraySource):
         self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
 
     def read_flat(self, a: int, b: int) -> np.ndarray:
-        """As the base class; a read that continues the previous one also starts decoding
-        the chunks of the next two such reads on the prefetch thread (the second core),
-        so that decoding overlaps with the copying of this read."""
+        """As the base class. For a parallel source, the chunks of this read that nobody
+        has yet are submitted to the decode pool first (all but one, which this thread
+        decodes itself). A read that continues the previous one then also submits the
+        chunks of the reads that will follow, so that they decode while this one is
+        copied out; they queue behind this read's own chunks."""
+        a, b = max(a, 0), min(b, self.size)
         sequential = a == self._next and b > a
         self._next = b
+        pending: dict[Index, Future[np.ndarray]] = {}
+        if self.parallel and b > a:
+            missing = [index for index in dict.fromkeys(
+                index for start, extent in flat_boxes(self.shape, a, b)
+                for index in chunks_of_box(start, extent, self.chunks)) if not self.cache.has((self.key, index))]
+            pending = {index: _POOL.submit(self.chunk, index) for index in missing[1:]}
         if sequential and b < self.size:
             # ahead: the next two such reads, and for parallel decoders a quarter of a
             # chunk row, so the next row of chunks is decoding before it is needed
             ahead = max(2 * (b - a), self._row // 4 if self.parallel else 0)
             self._prefetch(b, min(self.size, b + ahead))
-        return super().read_flat(a, b)
+        _local.pending = pending
+        try:
+            return super().read_flat(a, b)
+        finally:
+            _local.pending = None
 
     def _prefetch(self, a: int, b: int) -> None:
         budget = self.cache.budget // 4  # never prefetch more than this many bytes ahead
@@ -231,22 +244,15 @@ class ChunkedSource(ArraySource):
             key: tuple[Any, ...] = (*in_chunk, Ellipsis)  # keeps 0-d chunks arrays
             out[in_box] = data[key]
 
-        indices = list(chunks_of_box(start, extent, self.chunks))
-        if not self.parallel or len(indices) < 2:
-            for index in indices:
+        pending: dict[Index, Future[np.ndarray]] = getattr(_local, "pending", None) or {}
+        for index in chunks_of_box(start, extent, self.chunks):
+            future = pending.get(index)
+            if future is None:
                 put(index, self.chunk(index))
-            return
-        # the chunks nobody has yet go to the pool, but for one that this thread decodes
-        # itself; the rest (cached, or being decoded by the prefetcher) are waited for here
-        missing = [i for i in indices if not self.cache.has((self.key, i))]
-        futures: dict[Index, Future[np.ndarray]] = {i: _POOL.submit(self.chunk, i) for i in missing[1:]}
-        for index in indices:
-            if index not in futures:
-                put(index, self.chunk(index))
-        for index, future in futures.items():
+                continue
             try:
                 data = future.result()
-            except Deferred:
+            except Deferred:  # to be loaded by this thread (see Deferred)
                 data = self.chunk(index)
             put(index, data)
 
