@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import zlib
 from pathlib import Path
 
 import h5py
@@ -114,10 +115,10 @@ def test_chunk_with_skipped_filter_goes_through_h5py(tmp_path: Path):
     path = tmp_path / "mask.h5"
     with h5py.File(path, "w") as f:
         ds = f.create_dataset("d", data=values, chunks=(10, 30), compression="gzip", shuffle=True)
-        # chunk (1, 0) stored shuffled but not deflated: filter 1 (deflate) skipped
+        # chunk (1, 0) deflated but not shuffled: filter 0 (shuffle) skipped, so a decoder
+        # that ignored the mask would inflate it fine and then scramble it
         piece = np.ascontiguousarray(values[10:20] * -3)
-        shuffled = piece.view(np.uint8).reshape(-1, 4).T.copy().tobytes()
-        ds.id.write_direct_chunk((10, 0), shuffled, filter_mask=0b10)
+        ds.id.write_direct_chunk((10, 0), zlib.compress(piece.tobytes()), filter_mask=0b01)
     with h5py.File(path, "r") as f:
         expected = f["d"][...]
     assert np.array_equal(expected[10:20], values[10:20] * -3)  # h5py honours the mask
@@ -188,6 +189,8 @@ def decoded_mount(tmp_path_factory):
         ds = f.create_dataset("masked", data=cube.astype("<u2"), chunks=(8, 16, 128), compression="gzip", shuffle=True)
         piece = (cube[8:16, 16:32, 128:256] + 1000).astype("<u2")
         ds.id.write_direct_chunk((8, 16, 128), piece.view(np.uint8).reshape(-1, 2).T.copy().tobytes(), filter_mask=0b10)
+        spectra = rng.poisson(np.linspace(1, 40, 2048), (64, 32, 2048)).astype("<f4")
+        f.create_dataset("spectra", data=spectra, chunks=(8, 8, 512), **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
     mnt = tmp_path_factory.mktemp("dmnt") / "m"
     with mounted(src, mnt, "--cache-size", "64M") as m:
         yield src / "filters.h5", m / "filters.h5"
@@ -230,3 +233,35 @@ def test_mount_corrupt_chunk_is_eio(tmp_path: Path, mount):
             with pytest.raises(OSError) as info:
                 fh.read(4096)
         assert info.value.errno == errno.EIO
+
+
+@pytest.mark.mount
+def test_cold_spectrum_decodes_only_the_chunks_the_kernel_asked_for(decoded_mount):
+    from tests.mounting import stats
+
+    source, folder = decoded_mount
+    npy = folder / "spectra.npy"
+    mapped = np.load(npy, mmap_mode="r")
+    with open(npy, "rb") as fh:
+        np.lib.format.read_magic(fh)
+        np.lib.format.read_array_header_1_0(fh)
+        header = fh.tell()
+    with h5py.File(source, "r") as f:
+        ds = f["spectra"]
+        expected, shape, chunks = ds[40, 20, :], ds.shape, ds.chunks
+    assert mapped[40, 20, :].tobytes() == expected.tobytes()
+    st = stats(folder.parent)
+    asked = [(off, size) for path, off, size in st["recent_reads"] if path.endswith("/spectra.npy")]
+    assert asked
+    touched = set()
+    for off, size in asked:  # the chunks holding the elements of every byte range read
+        first, last = max(off - header, 0) // 4, (off + size - header - 1) // 4
+        last = min(last, int(np.prod(shape)) - 1)
+        if last < first:
+            continue
+        elements = np.unravel_index(np.arange(first, last + 1), shape)
+        grid = np.stack([e // c for e, c in zip(elements, chunks)], axis=1)
+        touched |= {tuple(row) for row in np.unique(grid, axis=0).tolist()}
+    loads = {k: v for k, v in st["chunk_loads"].items() if k.endswith(":/spectra")}
+    assert list(loads.values()) == [len(touched)]
+    assert len(touched) < 64 * 32 * 2048 * 4 // (8 * 8 * 512 * 4)  # not the whole cube

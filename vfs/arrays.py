@@ -51,6 +51,9 @@ def in_worker() -> bool:
     return bool(getattr(_local, "worker", False))
 
 
+#: bytes a run of back-to-back reads must cover before the prefetcher starts: more than
+#: the mount's read-ahead window (1 MiB), which one page fault may read as several requests
+STREAM_MIN = 2 << 20
 #: pieces of a read this close in the file are read by one call (the gap read and dropped)
 MERGE_GAP = 16 << 10
 #: a per-thread scratch buffer up to this size is kept for the next read
@@ -174,6 +177,7 @@ class ChunkedSource(ArraySource):
         self.key = key
         self.cache = cache
         self._next = -1  # where a sequential reader would read next
+        self._run = 0  # where the current run of sequential reads started
         # elements in one row of chunks along the first axis (the flat span a sequential
         # reader crosses before it needs new chunks)
         self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
@@ -185,7 +189,12 @@ class ChunkedSource(ArraySource):
         chunks of the reads that will follow, so that they decode while this one is
         copied out; they queue behind this read's own chunks."""
         a, b = max(a, 0), min(b, self.size)
-        sequential = a == self._next and b > a
+        if a != self._next:
+            self._run = a
+        # streaming: this read continues a run longer than one kernel read-ahead window,
+        # so it is not the read-around of a single page fault (which must decode only
+        # what the kernel asked for)
+        sequential = a == self._next and b > a and (b - self._run) * self.dtype.itemsize >= STREAM_MIN
         self._next = b
         pending: dict[Index, Future[np.ndarray]] = {}
         if self.parallel and b > a:
