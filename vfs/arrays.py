@@ -209,9 +209,26 @@ class ChunkedSource(ArraySource):
             self._prefetch(b, min(self.size, b + ahead))
         _local.pending = pending
         try:
-            return super().read_flat(a, b)
+            out = super().read_flat(a, b)
         finally:
             _local.pending = None
+        if sequential and self.parallel:
+            self._drop_finished(a, b)
+        return out
+
+    def _drop_finished(self, a: int, b: int) -> None:
+        """Drop the chunks whose last element a streaming read has now passed.
+
+        The kernel's page cache holds what was served, and a sequential reader never
+        comes back; keeping them would only fill the cache with fresh memory (slow to
+        touch on virtual machines) and push out what random readers use. Freed chunks
+        are reused by the allocator for the next decodes."""
+        strides = strides_of(self.shape)
+        for start, extent in flat_boxes(self.shape, a, b):
+            for index in chunks_of_box(start, extent, self.chunks):
+                last = sum(min((i + 1) * c, n) * st - st for i, c, n, st in zip(index, self.chunks, self.shape, strides))
+                if last < b:
+                    self.cache.discard((self.key, index))
 
     def _prefetch(self, a: int, b: int) -> None:
         budget = self.cache.budget // 4  # never prefetch more than this many bytes ahead

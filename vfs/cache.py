@@ -78,6 +78,11 @@ class ChunkCache:
         with self._lock:
             return key in self._lru or key in self._loading
 
+    def discard(self, key: Hashable) -> None:
+        """Drop ``key`` if cached (a chunk a sequential reader has finished with)."""
+        with self._lock:
+            self._lru.pop(key, None)
+
     @property
     def currsize(self) -> int:
         return int(self._lru.currsize)
