@@ -9,6 +9,10 @@ with each of:
 * fusepy on libfuse 2 (``import fuse``),
 * mfusepy on libfuse 2 (``FUSE_LIBRARY_NAME=fuse``),
 * mfusepy on libfuse 3 (``FUSE_LIBRARY_NAME=fuse3``),
+* the same with ``raw_fi`` and the reply copied once into libfuse's buffer, as
+  vfs/mount.py does (``mfusepy-fuse3-raw``),
+* pyfuse3, the low-level inode-based API (scripts/proto_pyfuse3.py; needs
+  ``pip install pyfuse3``, which builds against libfuse3-dev),
 
 each once with the mount's default read-ahead and once with
 ``/sys/class/bdi/<major>:<minor>/read_ahead_kb`` raised to 1024 (what vfs/mount.py does).
@@ -17,7 +21,13 @@ Per configuration it prints the sequential read throughput (``os.read`` of 1 MiB
 page cache dropped first) as GiB/s and as a ratio to reading a plain file of the same
 size from the page cache the same way, the largest request the read callback received,
 and the median 4 KiB random-read latency, also as a ratio to the same random read of the
-plain file in page cache. Every baseline is measured in the same run.
+plain file in page cache. Every baseline is measured in the same run. Beside the
+throughput, the CPU seconds per GiB of the server and the reader together, which other
+load on a shared machine disturbs less than wall time.
+
+``--adapter-source FILE`` also mounts FILE with vfs itself and with the pyfuse3 prototype
+of a vfs adapter (the same tree behind the low-level API) and compares reads of
+``--adapter-npy`` (default ``entry/cube.npy``) through both.
 
 Run as root (dropping caches and writing read_ahead_kb need it)::
 
