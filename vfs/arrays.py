@@ -213,16 +213,18 @@ class ChunkedSource(ArraySource):
         finally:
             _local.pending = None
         if sequential and self.parallel:
-            self._drop_finished(a, b)
+            # two reads back: the kernel sends a stream's reads on several threads at once,
+            # so the read just before this one may still be copying out its chunks
+            self._drop_finished(max(a - 3 * (b - a), 0), max(a - 2 * (b - a), 0))
         return out
 
     def _drop_finished(self, a: int, b: int) -> None:
-        """Drop the chunks whose last element a streaming read has now passed.
+        """Drop the chunks of elements ``[a, b)`` whose last element is before ``b``.
 
-        The kernel's page cache holds what was served, and a sequential reader never
-        comes back; keeping them would only fill the cache with fresh memory (slow to
-        touch on virtual machines) and push out what random readers use. Freed chunks
-        are reused by the allocator for the next decodes."""
+        A streaming reader has passed them: the kernel's page cache holds what was
+        served, and a sequential reader does not come back; keeping them would only
+        fill the cache with fresh memory (slow to touch on virtual machines) and push
+        out what random readers use. Freed chunks are reused for the next decodes."""
         strides = strides_of(self.shape)
         for start, extent in flat_boxes(self.shape, a, b):
             for index in chunks_of_box(start, extent, self.chunks):
