@@ -178,6 +178,7 @@ class ChunkedSource(ArraySource):
         self.cache = cache
         self._next = -1  # where a sequential reader would read next
         self._run = 0  # where the current run of sequential reads started
+        self._chunk_bytes = math.prod(self.chunks) * self.dtype.itemsize
         # elements in one row of chunks along the first axis (the flat span a sequential
         # reader crosses before it needs new chunks)
         self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
@@ -197,16 +198,18 @@ class ChunkedSource(ArraySource):
         sequential = a == self._next and b > a and (b - self._run) * self.dtype.itemsize >= STREAM_MIN
         self._next = b
         pending: dict[Index, Future[np.ndarray]] = {}
+        touched = list(dict.fromkeys(index for start, extent in flat_boxes(self.shape, a, b)
+                                     for index in chunks_of_box(start, extent, self.chunks)))
         if self.parallel and b > a:
-            missing = [index for index in dict.fromkeys(
-                index for start, extent in flat_boxes(self.shape, a, b)
-                for index in chunks_of_box(start, extent, self.chunks)) if not self.cache.has((self.key, index))]
+            missing = [index for index in touched if not self.cache.has((self.key, index))]
             pending = {index: _POOL.submit(self.chunk, index) for index in missing[1:]}
         if sequential and b < self.size:
             # ahead: the next two such reads, and for parallel decoders a quarter of a
-            # chunk row, so the next row of chunks is decoding before it is needed
+            # chunk row, so the next row of chunks is decoding before it is needed; never
+            # more than fits in half the cache beside the chunks this read holds
             ahead = max(2 * (b - a), self._row // 4 if self.parallel else 0)
-            self._prefetch(b, min(self.size, b + ahead))
+            room = min(self.cache.budget // 4, self.cache.budget // 2 - len(touched) * self._chunk_bytes)
+            self._prefetch(b, min(self.size, b + ahead), room)
         _local.pending = pending
         try:
             out = super().read_flat(a, b)
@@ -232,15 +235,14 @@ class ChunkedSource(ArraySource):
                 if last < b:
                     self.cache.discard((self.key, index))
 
-    def _prefetch(self, a: int, b: int) -> None:
-        budget = self.cache.budget // 4  # never prefetch more than this many bytes ahead
-        chunk_bytes = math.prod(self.chunks) * self.dtype.itemsize
+    def _prefetch(self, a: int, b: int, room: int) -> None:
+        """Submit the chunks of elements ``[a, b)`` nobody has yet, up to ``room`` bytes."""
         for start, extent in flat_boxes(self.shape, a, b):
             for index in chunks_of_box(start, extent, self.chunks):
-                if budget < chunk_bytes:
+                if room < self._chunk_bytes:
                     return
                 if not self.cache.has((self.key, index)):
-                    budget -= chunk_bytes
+                    room -= self._chunk_bytes
                     _POOL.submit(self._prefetch_one, index)
 
     def _prefetch_one(self, index: Index) -> None:

@@ -124,7 +124,6 @@ class DecodedSource(H5ChunkedSource):
         self.pipeline = pipeline
         self.fill = fill
         self._index: dict[Index, ChunkEntry] | None = None
-        self._chunk_bytes = int(np.prod(chunks)) * self.dtype.itemsize
         self.fallbacks = 0  # chunks read through h5py instead
 
     def chunk_index(self) -> dict[Index, ChunkEntry]:
