@@ -163,6 +163,28 @@ def test_unwritten_chunks_read_as_fill_value(tmp_path: Path):
     assert (expected == -7).sum() == 100 * 50 - 600
 
 
+def test_first_read_decodes_its_chunks_on_the_pool(tmp_path: Path, monkeypatch):
+    import threading
+
+    values = np.random.default_rng(3).poisson(20, (16, 64, 256)).astype("<f4")
+    path = tmp_path / "par.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("d", data=values, chunks=(16, 16, 64), compression="gzip")  # 16 chunks of 64 KiB
+    decoded_by: list[str] = []
+    original = h5arrays.DecodedSource.load_chunk
+
+    def recording(self, index):
+        data = original(self, index)
+        decoded_by.append(threading.current_thread().name)
+        return data
+
+    monkeypatch.setattr(h5arrays.DecodedSource, "load_chunk", recording)
+    source = open_source(path)
+    assert source.read_all().tobytes() == values.tobytes()  # one read, on a fresh source
+    assert len(decoded_by) == 16
+    assert any(name.startswith("vfs-decode") for name in decoded_by)  # not all on this thread
+
+
 # --------------------------------------------------------------------------- real mount
 MOUNT_FILTERS = {
     "gzip_shuffle_crc": {"compression": "gzip", "compression_opts": 4, "shuffle": True, "fletcher32": True},

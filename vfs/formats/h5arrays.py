@@ -126,6 +126,13 @@ class DecodedSource(H5ChunkedSource):
         self._index: dict[Index, ChunkEntry] | None = None
         self.fallbacks = 0  # chunks read through h5py instead
 
+    def read_flat(self, a: int, b: int) -> np.ndarray:
+        """As the base class, with the chunk index read first, by this thread: pool
+        threads cannot take the h5py lock, and would hand every chunk back otherwise."""
+        if self._index is None:
+            self.chunk_index()
+        return super().read_flat(a, b)
+
     def chunk_index(self) -> dict[Index, ChunkEntry]:
         if self._index is None:
             if in_worker():  # the index is read under the h5py lock: by the requesting thread
