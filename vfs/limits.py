@@ -61,3 +61,6 @@ def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = N
     if available is not None and total * itemsize > available:
         raise Unreadable(f"shape {shape} needs {total * itemsize} bytes; the file holds {available}")
     return shape
+#: a filtered chunk may be stored this many bytes larger than its decoded size (the
+#: headers a compressor adds to incompressible data); a larger stored size is not read
+STORED_CHUNK_SLACK = 1 << 20

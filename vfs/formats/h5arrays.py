@@ -23,6 +23,7 @@ import numpy as np
 from vfs.arrays import ArraySource, ChunkedSource, Deferred, RawSource, in_worker
 from vfs.cache import ChunkCache
 from vfs.decode import ChunkEntry, DecodeError, Pipeline, filters_of, read_chunk_index
+from vfs.limits import MAX_CHUNK_BYTES, STORED_CHUNK_SLACK
 from vfs.logutil import log_once
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
@@ -149,7 +150,7 @@ class DecodedSource(H5ChunkedSource):
             return np.full(tuple(s.stop for s in clipped), self.fill, self.dtype)
         offset, size, mask = entry
         try:
-            if size > self._chunk_bytes + (1 << 20) and size > 2 * self._chunk_bytes:
+            if size > self._chunk_bytes + STORED_CHUNK_SLACK or self._chunk_bytes > MAX_CHUNK_BYTES:
                 raise DecodeError(f"stored size {size} for a chunk of {self._chunk_bytes} bytes")
             fd = os.open(self.path, os.O_RDONLY)
             try:
