@@ -163,6 +163,23 @@ def test_unwritten_chunks_read_as_fill_value(tmp_path: Path):
     assert (expected == -7).sum() == 100 * 50 - 600
 
 
+def test_oversized_stored_chunk_is_not_read_here(tmp_path: Path):
+    values = np.arange(64 * 256, dtype="<i4").reshape(64, 256)
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("d", data=values, chunks=(16, 256), compression="gzip")
+        # a valid deflate stream followed by 2 MiB of junk: HDF5 stops at the stream's end
+        stored = zlib.compress((values[16:32] + 7).tobytes()) + bytes(2 << 20)
+        ds.id.write_direct_chunk((16, 0), stored)
+    with h5py.File(path, "r") as f:
+        expected = f["d"][...]
+    assert np.array_equal(expected[16:32], values[16:32] + 7)
+    source = open_source(path)
+    assert isinstance(source, h5arrays.DecodedSource)
+    assert source.read_all().tobytes() == expected.tobytes()
+    assert source.fallbacks == 1  # stored 2 MiB larger than decoded: read through h5py
+
+
 def test_first_read_decodes_its_chunks_on_the_pool(tmp_path: Path, monkeypatch):
     import threading
 
