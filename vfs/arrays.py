@@ -8,8 +8,10 @@ EDF frame render the same way.
 Three kinds:
 
 * :class:`ChunkedSource` decodes whole chunks (HDF5 with filters, VDS, a gzip EDF) and
-  keeps them in the shared :class:`~vfs.cache.ChunkCache`.
-* :class:`RawSource` serves uncompressed data straight from the file with ``pread`` at
+  keeps them in the shared :class:`~vfs.cache.ChunkCache`; sources whose decoders
+  release the GIL decode the chunks of a read, and a stream's next chunks, in parallel
+  on one pool of threads (one per core).
+* :class:`RawSource` serves uncompressed data straight from the file with ``preadv`` at
   offsets known from metadata (contiguous or unfiltered chunked HDF5, EDF frames). It
   reads only the bytes asked for; the kernel's page cache is its cache.
 * :class:`MemorySource` wraps an array already in memory (SPEC columns, attributes).
