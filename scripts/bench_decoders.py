@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which decoder for which HDF5 filter: candidates against h5py on the same chunks.
 
-For each compressed cube of scripts/bench_hdf5.py (generated there; run it once first),
+For each compressed cube of scripts/bench_hdf5.py (generated as there, once, and reused),
 the stored chunks are read once into memory (``pread`` at the offsets of the chunk
 index), then decoded by each candidate, on one thread and on a pool of one thread per
 core; each figure is a ratio to h5py's ``ds[...]`` of the same dataset measured in the
@@ -113,15 +113,16 @@ def main() -> int:
     parser.add_argument("--data", default="/tmp/vfs-bench-data")
     args = parser.parse_args()
     tag = "quick" if args.quick else "full"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_hdf5 import FULL, QUICK, generate
+
+    paths = generate(Path(args.data), tag, (QUICK if args.quick else FULL).shape)  # once; reused after
     workers = max(os.cpu_count() or 2, 2)
     print(f"decoders against h5py ds[...], best of {ROUNDS} interleaved rounds, 1 thread and {workers} threads; "
           f"load average {os.getloadavg()[0]:.1f}")
     with ThreadPoolExecutor(workers) as pool:
         for layout in ("gzip", "bslz4", "lz4", "zstd", "blosc"):
-            path = Path(args.data) / f"cube-{tag}-{layout}.h5"
-            if not path.exists():
-                print(f"{path}: missing (run scripts/bench_hdf5.py{' --quick' if args.quick else ''} once)")
-                continue
+            path = paths[layout]
             with h5py.File(path, "r", locking=False) as f:
                 ds = f[DATASET]
                 itemsize = ds.dtype.itemsize
