@@ -80,6 +80,8 @@ FULL = Size(shape=(256, 256, 1024), spectra=200, passes=2, rss_cache=64 * MiB)
 # in both, the RSS test's budget is 1/4 of the cube (the issue's "4x --cache-size");
 # a chunk row (64 x N1 x N2) is 1/4 of the full cube and 1/8 of the quick one
 QUICK = Size(shape=(512, 64, 1024), spectra=50, passes=2, rss_cache=32 * MiB)
+# --big: the 1 GiB cube of the first runs (only the layouts asked for are generated)
+BIG = Size(shape=(512, 512, 1024), spectra=200, passes=2, rss_cache=256 * MiB)
 LAYOUTS = ("contiguous", "chunked", "gzip", "bslz4", "lz4", "zstd", "blosc")
 RSS_SLACK = 200 * MB
 
@@ -126,12 +128,13 @@ def slab(shape: tuple[int, int, int], i0: int, i1: int, rng: np.random.Generator
     return rng.poisson(lam).astype(np.float32)
 
 
-def generate(folder: Path, tag: str, shape: tuple[int, int, int]) -> dict[str, Path]:
-    """The four HDF5 files of one cube (written once; reused while their version matches)."""
+def generate(folder: Path, tag: str, shape: tuple[int, int, int],
+             layouts: tuple[str, ...] = LAYOUTS) -> dict[str, Path]:
+    """The HDF5 files of one cube (written once; reused while their version matches)."""
     import h5py
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {layout: folder / f"cube-{tag}-{layout}.h5" for layout in LAYOUTS}
+    paths = {layout: folder / f"cube-{tag}-{layout}.h5" for layout in layouts}
 
     def current(path: Path) -> bool:
         try:
@@ -141,7 +144,7 @@ def generate(folder: Path, tag: str, shape: tuple[int, int, int]) -> dict[str, P
         except Exception:
             return False
 
-    todo = [layout for layout in LAYOUTS if not current(paths[layout])]
+    todo = [layout for layout in layouts if not current(paths[layout])]
     if not todo:
         return paths
     print(f"generating {shape} float32 cubes ({', '.join(todo)}) in {folder} ...", flush=True)
@@ -422,6 +425,7 @@ def h5py_gibs(path: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="128 MiB cubes, one pass, 50 spectra")
+    parser.add_argument("--big", action="store_true", help="1 GiB cubes (generated for --layouts only)")
     parser.add_argument("--data", default="/tmp/vfs-bench-data", help="folder of generated files (kept)")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated subset of " + ",".join(LAYOUTS))
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: seq,spectrum,rss")
@@ -436,13 +440,15 @@ def main() -> int:
         print(f"bench_hdf5: cannot mount: {problem}", file=sys.stderr)
         return 2
 
-    conf = QUICK if args.quick else FULL
+    conf = QUICK if args.quick else BIG if args.big else FULL
     shape = conf.shape
     skip = set(filter(None, args.skip.split(",")))
     t_start = time.perf_counter()
     data = Path(args.data)
-    all_paths = generate(data, "quick" if args.quick else "full", shape)
-    paths = {layout: all_paths[layout] for layout in args.layouts.split(",")}
+    wanted = tuple(args.layouts.split(","))
+    all_paths = generate(data, "quick" if args.quick else "big" if args.big else "full", shape,
+                         wanted if args.big else LAYOUTS)
+    paths = {layout: all_paths[layout] for layout in wanted}
     nbytes = int(np.prod(shape)) * 4
 
     import h5py
