@@ -87,13 +87,25 @@ class ArraySource:
         dtype: np.dtype[Any],
         chunks: Index,
         label: str,
-        attrs: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         self.chunks = tuple(max(int(c), 1) for c in chunks)
         self.label = label
-        self.attrs: Mapping[str, Any] = attrs or {}
+        self._attrs = attrs
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        """Attributes a rendering carries (``.edf`` header keys); ``attrs`` given as a
+        function is called the first time they are asked for (EDF header keys)."""
+        if callable(self._attrs):
+            self._attrs = dict(self._attrs())
+        return self._attrs or {}
+
+    @attrs.setter
+    def attrs(self, value: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
+        self._attrs = value
 
     @property
     def size(self) -> int:
@@ -203,7 +215,7 @@ class ChunkedSource(ArraySource):
         touched = list(dict.fromkeys(index for start, extent in flat_boxes(self.shape, a, b)
                                      for index in chunks_of_box(start, extent, self.chunks)))
         if self.parallel and b > a:
-            missing = [index for index in touched if not self.cache.has((self.key, index))]
+            missing = [index for index in touched if not self.cache.has(self.chunk_key(index))]
             pending = {index: _POOL.submit(self.chunk, index) for index in missing[1:]}
         if sequential and b < self.size:
             # ahead: the next two such reads, and for parallel decoders a quarter of a
@@ -235,7 +247,7 @@ class ChunkedSource(ArraySource):
             for index in chunks_of_box(start, extent, self.chunks):
                 last = sum(min((i + 1) * c, n) * st - st for i, c, n, st in zip(index, self.chunks, self.shape, strides))
                 if last < b:
-                    self.cache.discard((self.key, index))
+                    self.cache.discard(self.chunk_key(index))
 
     def _prefetch(self, a: int, b: int, room: int) -> None:
         """Submit the chunks of elements ``[a, b)`` nobody has yet, up to ``room`` bytes."""
@@ -243,7 +255,7 @@ class ChunkedSource(ArraySource):
             for index in chunks_of_box(start, extent, self.chunks):
                 if room < self._chunk_bytes:
                     return
-                if not self.cache.has((self.key, index)):
+                if not self.cache.has(self.chunk_key(index)):
                     room -= self._chunk_bytes
                     _POOL.submit(self._prefetch_one, index)
 
@@ -257,8 +269,12 @@ class ChunkedSource(ArraySource):
         """Decode chunk ``index`` (clipped at the array's edge)."""
         raise NotImplementedError
 
+    def chunk_key(self, index: Index) -> Hashable:
+        """The cache key of chunk ``index`` (a subclass may share chunks between sources)."""
+        return (self.key, index)
+
     def chunk(self, index: Index) -> np.ndarray:
-        return self.cache.get((self.key, index), lambda: self._checked_load(index), self.label)  # type: ignore[no-any-return]
+        return self.cache.get(self.chunk_key(index), lambda: self._checked_load(index), self.label)  # type: ignore[no-any-return]
 
     def _checked_load(self, index: Index) -> np.ndarray:
         try:
@@ -287,29 +303,6 @@ class ChunkedSource(ArraySource):
             except Deferred:  # to be loaded by this thread (see Deferred)
                 data = self.chunk(index)
             put(index, data)
-
-
-class WholeSource(ChunkedSource):
-    """An array decoded in one piece by ``loader`` (a compressed EDF, a small dataset)."""
-
-    def __init__(
-        self,
-        shape: Index,
-        dtype: np.dtype[Any],
-        label: str,
-        key: Hashable,
-        cache: ChunkCache,
-        loader: Callable[[], np.ndarray],
-        attrs: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(shape, dtype, shape, label, key, cache, attrs)
-        self._loader = loader
-
-    def load_chunk(self, index: Index) -> np.ndarray:
-        data = np.asarray(self._loader(), dtype=self.dtype)
-        if data.shape != self.shape:
-            raise Unreadable(f"{self.label}: expected shape {self.shape}, decoded {data.shape}")
-        return data
 
 
 class RawSource(ArraySource):
