@@ -175,6 +175,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_mounted(proc: subprocess.Popen[bytes], mnt: Path, name: str, timeout: float = 60.0) -> None:
+    """Wait until ``mnt`` is a mount point; raise if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not os.path.ismount(mnt):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not mount")
+        time.sleep(0.05)
+
+
 def bdi_path(mountpoint: str) -> str:
     dev = os.stat(mountpoint).st_dev
     return f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
@@ -212,11 +221,7 @@ def measure(binding: str, raise_ra: bool, size: int, passes: int, nrandom: int, 
     proc = subprocess.Popen([sys.executable, __file__, "--serve", binding, "--size", str(size), str(mnt)],
                             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.ismount(mnt):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{binding} did not mount; see {work / (binding + '.log')}")
-            time.sleep(0.05)
+        wait_mounted(proc, mnt, f"{binding} (see {work / (binding + '.log')})")
         bdi = bdi_path(str(mnt))
         default_kb = int(Path(bdi).read_text())
         if raise_ra:
@@ -273,11 +278,7 @@ def adapters(source: str, npy: str, passes: int, nrandom: int, work: Path) -> No
         proc = subprocess.Popen([c.replace("{mnt}", str(mnt)) for c in command], env=env, cwd=str(Path(here).parent),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            while not os.path.ismount(mnt):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not mount")
-                time.sleep(0.05)
+            wait_mounted(proc, mnt, name)
             Path(bdi_path(str(mnt))).write_text(str(RAISED_KB))
             path = str(mnt / npy)
             size = os.stat(path).st_size
@@ -294,7 +295,7 @@ def adapters(source: str, npy: str, passes: int, nrandom: int, work: Path) -> No
             results[name] = (statistics.median(speeds), statistics.median(cpu), statistics.median(lat),
                              sorted(lat)[int(0.99 * (len(lat) - 1))], first)
         finally:
-            unmount(str(mnt), "3")
+            unmount(mnt)
             stop(proc)
     (s0, c0, m0, p0, f0), (s1, c1, m1, p1, f1) = results.values()
     if f0 != f1:
