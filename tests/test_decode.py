@@ -180,6 +180,19 @@ def test_oversized_stored_chunk_is_not_read_here(tmp_path: Path):
     assert source.fallbacks == 1  # stored 2 MiB larger than decoded: read through h5py
 
 
+@pytest.mark.parametrize("chunks", [(8, 16, 128), (7, 13, 100), (37, 45, 300)])
+def test_blosc2_arrays_padded_to_blocks_are_decoded_here(tmp_path: Path, chunks):
+    cube = np.random.default_rng(5).poisson(np.linspace(1, 40, 300), (37, 45, 300)).astype(">f4")
+    path = tmp_path / "b2.h5"
+    with h5py.File(path, "w") as f:  # b2nd frames store whole blocks: larger than the chunk
+        f.create_dataset("d", data=cube, chunks=chunks, **hdf5plugin.Blosc2(cname="zstd", filters=2))
+    with h5py.File(path, "r") as f:
+        expected = f["d"][...]
+    source = open_source(path)
+    assert source.read_all().tobytes() == expected.tobytes()
+    assert source.fallbacks == 0
+
+
 def test_first_read_decodes_its_chunks_on_the_pool(tmp_path: Path, monkeypatch):
     import threading
 

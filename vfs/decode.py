@@ -142,16 +142,21 @@ def _lzf(data: Buffer, size: int | None) -> Buffer:
     return _sized(imagecodecs.lzf_decode(data, out=size), size, "lzf")
 
 
+def _declared(what: str, declared: int, size: int | None) -> None:
+    """Refuse a header's decoded size that differs from the chunk's or exceeds the limit
+    before anything that large is allocated."""
+    if (size is not None and declared != size) or declared > MAX_CHUNK_BYTES:
+        raise DecodeError(f"{what}: header says {declared} bytes, expected {size}")
+
+
 def _blosc(data: Buffer, size: int | None) -> Buffer:
+    _declared("blosc", int.from_bytes(bytes(memoryview(data)[4:8]), "little"), size)
     return _sized(imagecodecs.blosc_decode(data, numthreads=1), size, "blosc")
 
 
 def _lz4(data: Buffer, size: int | None) -> Buffer:
     declared = int.from_bytes(bytes(memoryview(data)[:8]), "big")
-    if size is not None and declared != size:
-        raise DecodeError(f"lz4: header says {declared} bytes, expected {size}")
-    if declared > MAX_CHUNK_BYTES:
-        raise DecodeError(f"lz4: header says {declared} bytes")
+    _declared("lz4", declared, size)
     return _sized(imagecodecs.lz4h5_decode(data, out=declared), size, "lz4")
 
 
@@ -164,11 +169,17 @@ def _zstd(data: Buffer, size: int | None) -> Buffer:
 def _blosc2(data: Buffer, size: int | None) -> Buffer:
     raw = bytes(data)
     if b"b2frame" not in raw[:16]:  # one Blosc2 chunk
+        _declared("blosc2", int.from_bytes(raw[4:8], "little"), size)
         out = np.frombuffer(blosc2.decompress(raw), np.uint8)
-    elif "b2nd" in blosc2.schunk_from_cframe(raw, copy=False).meta:  # a b2nd array (ndim > 1)
-        out = np.ascontiguousarray(blosc2.ndarray_from_cframe(raw)[...]).view(np.uint8).reshape(-1)
-    else:  # a one-chunk super-chunk frame
-        out = np.frombuffer(blosc2.schunk_from_cframe(raw, copy=False)[:], np.uint8)
+    else:
+        frame = blosc2.schunk_from_cframe(raw, copy=False)
+        if "b2nd" in frame.meta:  # a b2nd array (ndim > 1), stored padded to whole blocks
+            arr = blosc2.ndarray_from_cframe(raw)
+            _declared("blosc2", int(np.prod(arr.shape)) * arr.dtype.itemsize, size)
+            out = np.ascontiguousarray(arr[...]).view(np.uint8).reshape(-1)
+        else:  # a one-chunk super-chunk frame
+            _declared("blosc2", int(frame.nbytes), size)
+            out = np.frombuffer(frame[:], np.uint8)
     return _sized(out, size, "blosc2")
 
 
