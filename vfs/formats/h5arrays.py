@@ -23,9 +23,11 @@ import numpy as np
 from vfs.arrays import ArraySource, ChunkedSource, Deferred, RawSource, in_worker
 from vfs.cache import ChunkCache
 from vfs.decode import ChunkEntry, DecodeError, Pipeline, filters_of, read_chunk_index
+from vfs.errors import Unreadable
+from vfs.formats.h5pool import H5_LOCK, POOL
+from vfs.identity import SourceIdentity
 from vfs.limits import MAX_CHUNK_BYTES, STORED_CHUNK_SLACK
 from vfs.logutil import log_once
-from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 
 RAW_MIN_CHUNK = 64 << 10
@@ -82,14 +84,16 @@ class H5ChunkedSource(ChunkedSource):
     """A dataset read a chunk at a time through h5py (filters, VDS, compound types)."""
 
     def __init__(self, path: str, name: bytes, shape: Index, dtype: np.dtype[Any], chunks: Index,
-                 label: str, key: Hashable, cache: ChunkCache, attrs: dict[str, Any] | None = None) -> None:
+                 label: str, key: Hashable, cache: ChunkCache, attrs: dict[str, Any] | None = None,
+                 identity: SourceIdentity | None = None) -> None:
         super().__init__(shape, dtype, chunks, label, key, cache, attrs)
         self.path = path
         self.name = name
+        self.identity = identity
 
     def load_chunk(self, index: Index) -> np.ndarray:
         with H5_LOCK:
-            ds = POOL.get(self.path)[self.name]
+            ds = POOL.get(self.path, self.identity)[self.name]
             nds = len(ds.shape)
             sel = chunk_slices(index[:nds], self.chunks[:nds], self.shape[:nds])
             data = ds[sel] if nds else ds[()]
@@ -120,8 +124,8 @@ class DecodedSource(H5ChunkedSource):
 
     def __init__(self, path: str, name: bytes, shape: Index, dtype: np.dtype[Any], chunks: Index,
                  label: str, key: Hashable, cache: ChunkCache, pipeline: Pipeline, fill: Any,
-                 attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(path, name, shape, dtype, chunks, label, key, cache, attrs)
+                 attrs: dict[str, Any] | None = None, identity: SourceIdentity | None = None) -> None:
+        super().__init__(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
         self.pipeline = pipeline
         self.fill = fill
         self._index: dict[Index, ChunkEntry] | None = None
@@ -140,7 +144,7 @@ class DecodedSource(H5ChunkedSource):
                 raise Deferred()
             with H5_LOCK:
                 if self._index is None:
-                    self._index = read_chunk_index(POOL.get(self.path)[self.name].id, self.chunks)
+                    self._index = read_chunk_index(POOL.get(self.path, self.identity)[self.name].id, self.chunks)
         return self._index
 
     def load_chunk(self, index: Index) -> np.ndarray:
@@ -153,13 +157,19 @@ class DecodedSource(H5ChunkedSource):
             if size > self._chunk_bytes + STORED_CHUNK_SLACK or self._chunk_bytes > MAX_CHUNK_BYTES:
                 raise DecodeError(f"stored size {size} for a chunk of {self._chunk_bytes} bytes")
             fd = os.open(self.path, os.O_RDONLY)
-            try:
+            try:  # the file must still be the version the chunk index was read from
+                if self.identity is not None:
+                    self.identity.check_fd(fd, self.label)
                 stored = os.pread(fd, size, offset)
+                if self.identity is not None:
+                    self.identity.check_fd(fd, self.label)
             finally:
                 os.close(fd)
             if len(stored) != size:
                 raise DecodeError(f"file ends at {offset + len(stored)}, chunk needs {offset + size}")
             flat = self.pipeline.decode(stored, self._chunk_bytes, mask)
+        except Unreadable:  # the file changed since it was opened: EIO, not a fallback
+            raise
         except (DecodeError, OSError) as exc:
             if in_worker():
                 raise Deferred() from exc
@@ -178,8 +188,9 @@ def _external_count(dcpl: Any) -> int:
 
 
 def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hashable, cache: ChunkCache,
-                attrs: dict[str, Any] | None = None) -> ArraySource:
-    """The best source for dataset ``ds`` (call with :data:`H5_LOCK` held)."""
+                attrs: dict[str, Any] | None = None, identity: SourceIdentity | None = None) -> ArraySource:
+    """The best source for dataset ``ds`` (call with :data:`H5_LOCK` held). Reads check
+    the file against ``identity``, the version ``ds`` was opened from."""
     shape, dtype = element_layout(ds)
     nds = len(ds.shape)
     extra = shape[nds:]
@@ -196,11 +207,13 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
         fill = ds.fillvalue
         if ds_chunks is None:
             offset = ds.id.get_offset()
-            return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs)
-        return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name), fill, attrs)
+            return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs, identity)
+        return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name, identity), fill, attrs,
+                         identity)
     pipeline = _pipeline(ds, dtype, ds_chunks)
     if pipeline is not None and ds_chunks is not None:
-        return DecodedSource(path, name, shape, dtype, ds_chunks, label, key, cache, pipeline, ds.fillvalue, attrs)
+        return DecodedSource(path, name, shape, dtype, ds_chunks, label, key, cache, pipeline, ds.fillvalue, attrs,
+                             identity)
     if ds_chunks:
         element = dtype.itemsize * max(int(np.prod(extra)), 1)
         chunks = ds_chunks
@@ -211,7 +224,7 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
         chunks = auto_chunks(shape, dtype.itemsize)
     if ds_chunks is None and nds < len(shape):
         chunks = auto_chunks(shape[:nds], dtype.itemsize * max(int(np.prod(extra)), 1)) + extra
-    return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs)
+    return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
 
 
 def _pipeline(ds: h5py.Dataset, dtype: np.dtype[Any], ds_chunks: Index | None) -> Pipeline | None:
@@ -253,7 +266,7 @@ def _plain_numeric(ds: h5py.Dataset, dtype: np.dtype[Any]) -> bool:
     return True
 
 
-def _chunk_offsets(path: str, name: bytes) -> Any:
+def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None) -> Any:
     """A ``chunk index -> file offset`` lookup for an unfiltered chunked dataset.
 
     The whole table is read once, on first use, with ``chunk_iter`` (one pass over the
@@ -266,7 +279,7 @@ def _chunk_offsets(path: str, name: bytes) -> Any:
         with H5_LOCK:
             if loaded:
                 return
-            ds = POOL.get(path)[name]
+            ds = POOL.get(path, identity)[name]
             chunks = tuple(ds.chunks)
 
             def visit(info: Any) -> None:
