@@ -193,6 +193,20 @@ def test_blosc2_arrays_padded_to_blocks_are_decoded_here(tmp_path: Path, chunks)
     assert source.fallbacks == 0
 
 
+def test_decoded_read_of_a_file_changed_in_place_is_eio(tmp_path: Path):
+    values = np.arange(64 * 1024, dtype="<f4").reshape(64, 1024)
+    path = tmp_path / "changed.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("d", data=values, chunks=(16, 1024), compression="gzip")
+    source = open_source(path)
+    assert isinstance(source, h5arrays.DecodedSource)
+    assert np.array_equal(source.read_flat(0, 1024), values[0])  # chunk index read, file as built
+    with open(path, "ab") as fh:  # the file changes under the node: its layout is no longer known
+        fh.write(b"appended")
+    with pytest.raises(Unreadable):
+        source.read_flat(32 * 1024, 33 * 1024)  # a chunk not decoded yet
+
+
 def test_first_read_decodes_its_chunks_on_the_pool(tmp_path: Path, monkeypatch):
     import threading
 
