@@ -112,12 +112,12 @@ class EdfModel:
         raise Unreadable(message)
 
     def _decode(self, frame: Frame) -> bytes:
-        blob = self.stream.read(frame.data_offset, frame.blob_size)
+        # compressed data never take much more room than the data they hold
+        blob = self.stream.read(frame.data_offset, min(frame.blob_size, frame.nbytes + frame.nbytes // 8 + (64 << 10)))
         try:
-            data, _ = decompress(frame.compression or "", blob)
+            return decompress(frame.compression or "", blob, frame.nbytes)[: frame.nbytes]
         except Exception as exc:
             raise Unreadable(f"{self.label}: frame {frame.index}: {frame.compression} data: {exc}") from exc
-        return data[: frame.nbytes]
 
 
 class EdfArray(ArraySource):
@@ -181,6 +181,8 @@ def probe(path: str, ctx: Context) -> None:
     st = os.stat(path)
     model = EdfModel(path, st, ctx, probing=True)
     frame = model.index.frame(0)
+    if frame.refused:
+        raise ValueError(frame.refused)
     if not frame.shape:
         raise ValueError("the first header has no Dim_1: not an image")
 

@@ -229,10 +229,19 @@ class Metadata:
                 if f"{base}_mne" in keys and f"{base}_pos" in keys:
                     caught |= {f"{base}_mne", f"{base}_pos"}
                     for name, value in _pairs(keys, base).items():
-                        target.setdefault(name, [None] * n)[k] = value
+                        _put(target, name, n, k, value)
             for key, value in keys.items():
                 if key not in caught and key.upper() not in FABIO_RESERVED:
-                    self.others.setdefault(key, [None] * n)[k] = value
+                    _put(self.others, key, n, k, value)
+
+
+def _put(table: dict[str, list[str | None]], name: str, n: int, k: int, value: str | None) -> None:
+    """``table[name][k] = value``, making the list of ``n`` values only for a new name
+    (``setdefault(name, [None] * n)`` would make one per call: quadratic in frames)."""
+    values = table.get(name)
+    if values is None:
+        values = table[name] = [None] * n
+    values[k] = value
 
 
 # -- folders -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from vfs.arrays import ArraySource, ChunkedSource, MemorySource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
+from vfs.limits import MAX_ANALYSERS, MAX_CHANNELS, MAX_COLUMNS, MAX_SCANS
 from vfs.logutil import log, log_once
 from vfs.nodes import BytesFile, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.render.files import add_array_files
@@ -161,6 +162,9 @@ class SpecRoot(Directory):
     def _update(self, mtime_ns: int) -> None:
         """Children from the index; scans whose bytes did not move keep their folder."""
         index = self.index
+        if index.dropped:
+            log_once(f"spec-scans:{self.path}", f"{self.path}: more than {MAX_SCANS} scans; "
+                     f"the ones after byte {index.end} are not shown")
         scans: dict[tuple[int, int], ScanFolder] = {}
         children: dict[str, Node] = {}
         for i in index.scans():
@@ -333,6 +337,12 @@ class ScanBuilder:
         out.add("scan.spec", self.scan_spec())
         return out
 
+    def over_limit(self, what: str, count: int, limit: int) -> None:
+        """Log once that this scan declares more ``what`` than the limit; the rest is shown."""
+        log_once(f"spec-limit:{self.root.path}:{self.folder.key}:{what}",
+                 f"{self.root.path}: scan {self.folder.key}: {count} {what}, more than the limit of {limit}; "
+                 "the ones beyond it are not shown")
+
     # -- measurement ------------------------------------------------------------------
     def make_columns(self) -> None:
         """One float64 array per column: named by ``#L``, ``column_<j>`` where unlabelled."""
@@ -343,7 +353,11 @@ class ScanBuilder:
             log_once(f"spec-labels:{self.root.path}:{self.folder.key}",
                      f"{self.root.path}: scan {self.folder.key}: {len(labels)} labels but {ncols} data columns; "
                      "labels without a column are not shown")
-        for j in range(ncols if ncols else len(labels)):
+        count = ncols if ncols else len(labels)
+        if count > MAX_COLUMNS:  # only #L can say more: data lines are bounded by the parser
+            self.over_limit("labels", count, MAX_COLUMNS)
+            count = MAX_COLUMNS
+        for j in range(count):
             label = labels[j] if j < len(labels) and labels[j] else f"column_{j}"
             source = ColumnSource(table, j, f"{self.root.path}::{self.folder.key}/measurement/{label}")
             self.columns.append((label, safe_name(label, f"column_{j}"), source))
@@ -381,7 +395,9 @@ class ScanBuilder:
         if self.scan.table.npoints:
             for label, _, source in self.columns:
                 by_label.setdefault(label, source)
-        for i, (name, value) in enumerate(self.scan.motors):
+        if len(self.scan.motors) > MAX_COLUMNS:
+            self.over_limit("motors", len(self.scan.motors), MAX_COLUMNS)
+        for i, (name, value) in enumerate(self.scan.motors[:MAX_COLUMNS]):
             stem = safe_name(name, f"motor_{i}")
             path = f"instrument/positioners/{i}"
             if name in by_label:  # a motor that is also a column is that column (silx)
@@ -394,7 +410,9 @@ class ScanBuilder:
 
     # -- MCA ----------------------------------------------------------------------------
     def mca_names(self) -> list[str]:
-        return [f"mca_{a}" for a in range(self.scan.analysers)]
+        if self.scan.analysers > MAX_ANALYSERS:
+            self.over_limit("MCA analysers", self.scan.analysers, MAX_ANALYSERS)
+        return [f"mca_{a}" for a in range(min(self.scan.analysers, MAX_ANALYSERS))]
 
     def _per_analyser(self, key: bytes, a: int) -> bytes | None:
         lines = self.scan.mca_header(key)
@@ -412,6 +430,9 @@ class ScanBuilder:
         mine = ranges[a::k][:rows]
         first = scan.spectra[a] if a < len(scan.spectra) else (0, 0)
         nch = sp.parse_spectrum(self.block[first[0] : first[1]]).size
+        if nch > MAX_CHANNELS:
+            self.over_limit("MCA channels", nch, MAX_CHANNELS)
+            nch = 0
         key = (root.ident, root.build, self.folder.key, self.folder.span[0], name, k)
         source = McaSource(root.view, mine, nch, f"{root.path}::{self.folder.key}/instrument/{name}/data",
                            key, root.ctx)
@@ -435,9 +456,11 @@ class ScanBuilder:
     def channels(self, a: int, nch: int) -> np.ndarray:
         """``#@CHANN n first last step`` as channel numbers, fitted to the spectrum (silx)."""
         text = self._per_analyser(b"CHANN", a)
-        values = [int(v) for v in sp.numbers(text, 4)] if text is not None else []
-        if len(values) == 4:
-            channels: np.ndarray = np.arange(values[1], values[2] + 1, values[3] or 1, dtype=np.int64)
+        values = [int(v) for v in sp.numbers(text, 4) if np.isfinite(v)] if text is not None else []
+        if len(values) == 4 and max(map(abs, values)) < 1 << 52:  # never more than the spectrum holds, whatever the line declares
+            first, last, step = values[1], values[2], values[3] or 1
+            count = min(max((last - first) // step + 1, 0), nch) if nch else 0
+            channels: np.ndarray = first + step * np.arange(count, dtype=np.int64)
         else:
             channels = np.arange(nch, dtype=np.int64)
         if len(channels) > 1 and nch > 0:
