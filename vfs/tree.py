@@ -21,7 +21,7 @@ from vfs.context import Context
 from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
 from vfs.logutil import log, log_once
-from vfs.nodes import ROOT_INO, Directory, Entries, File, Node, Symlink, make_ino
+from vfs.nodes import LIVE, ROOT_INO, Directory, Entries, File, Node, Symlink, built, make_ino
 from vfs.passthrough import PassthroughFile
 
 STATS_NAME = ".vfs-stats"
@@ -74,6 +74,13 @@ class SourceDirectory(Directory):
                 entries.add(entry.name, node)
         self._previous = dict(entries)
         return entries
+
+    def drop(self) -> bool:
+        """Forget the children and the nodes kept for the next re-listing (memory bound)."""
+        if not super().drop():
+            return False
+        self._previous = {}
+        return True
 
     def _node_for(self, path: str, previous: Node | None) -> Node | None:
         st = os.lstat(path)
@@ -142,17 +149,34 @@ class DataFolder(Directory):
             self.invalidate()
 
     def inner(self) -> Directory | None:
+        weight = 0
         with self._inner_lock:
-            if self._inner is None:
+            inner = self._inner
+            if inner is None:
                 try:
                     st = os.stat(self.path)
-                    self._inner = self.backend.open_folder(self.path, st, self.ctx, self.ino)
+                    weight, inner = built(lambda: self.backend.open_folder(self.path, st, self.ctx, self.ino))
+                    self._inner = inner
                 except Exception as exc:
                     log_once(f"open:{self.path}:{self.identity}",
                              f"{self.path}: cannot open as {self.backend.name}: {type(exc).__name__}: {exc}")
                     log.debug("traceback", exc_info=True)
                     return None
-            return self._inner
+        if weight:  # the file's index and top folder count in the bound on built nodes
+            LIVE.add(self, weight)
+        else:
+            LIVE.touch(self)
+        return inner
+
+    def drop(self) -> bool:
+        """Forget the opened file (its index, its tree); opened again on demand."""
+        if not self._inner_lock.acquire(blocking=False):
+            return False
+        try:
+            self._inner = None
+        finally:
+            self._inner_lock.release()
+        return True
 
     def xattrs(self) -> Mapping[str, bytes]:
         inner = self.inner()
