@@ -25,7 +25,7 @@ from vfs.arrays import ArraySource
 from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable
-from vfs.formats.edfparse import EdfIndex, Frame, decompress
+from vfs.formats.edfparse import EdfIndex, Frame, decompress, problem_message
 from vfs.formats.edfstream import CompressedStream, PlainStream, Stream, compression_of, pread_path
 from vfs.formats.imagetree import ImageFolder, kept_keys
 from vfs.formats.sniff import read_head
@@ -67,7 +67,7 @@ class EdfModel:
     def frame_source(self, k: int) -> ArraySource | str:
         frame = self.index.frame(k)
         if frame.problem or frame.dtype is None:
-            return f"{self.label}: frame {k}: {frame.problem}"
+            return problem_message(self.label, frame)
         return EdfArray(self, [k], frame.shape, frame.dtype, False, f"{self.label}[{k}]",
                         lambda: kept_keys(self.header(k)))
 

@@ -307,6 +307,8 @@ class EdfIndex:
         self._pos = data_offset + frame.blob_size
         if frame.truncated:
             return self._stop(f"frame {frame.index} is truncated (file ends inside its data)")
+        if frame.refused and frame.blob_size == 0 and frame.compression:
+            return self._stop(None)  # where its data end is unknown: no next header to look for
         return None
 
     def _layout(self, index: int, pos: int, data_offset: int, raw: bytes, keys: dict[str, str]) -> Frame:
@@ -352,9 +354,9 @@ class EdfIndex:
         frame.blob_size = max(blob, 0)
         if self.check_data and frame.blob_size and not self._window.get(data_offset + frame.blob_size - 1, 1):
             frame.truncated = True
-        if frame.problem:
-            log_once(f"edfproblem:{self.label}:{frame.problem}",
-                     f"{self.label}: frame {index}: {frame.problem} ({type_name!r}); its data read as EIO")
+        if frame.problem and self.check_data:  # a probe logs nothing: the tree logs its verdict
+            message = problem_message(self.label, frame)
+            log_once(message, message)
         return frame
 
     def _measure_blob(self, frame: Frame) -> int:
@@ -389,6 +391,12 @@ class EdfIndex:
         self.count()
         raws = ([self.general_raw] if self.general_raw is not None else []) + [f.raw for f in self.frames]
         return b"".join(b"{" + raw.rstrip(WHITESPACE) + b"\n}\n" for raw in raws)
+
+
+def problem_message(label: str, frame: Frame) -> str:
+    """The one line that says why a frame's data are not served (logged once; the key
+    too, so the index and the entry that answers EIO log it once between them)."""
+    return f"{label}: frame {frame.index}: {frame.problem}; its data read as EIO"
 
 
 def _int_or(text: str | None, default: int | None) -> int | None:

@@ -227,7 +227,7 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     try:
         check_declared(ds, shape, dtype)
     except Unreadable as exc:
-        reason = f"{where}: {exc}; not served"
+        reason = f"{where}: {exc.strerror}; not served"
         for suffix in dataset_suffixes(ds):
             entries.add(f"{name}.{suffix}", BrokenFile(make_ino(ino, suffix), h5.mtime_ns, reason, xattrs))
         return
