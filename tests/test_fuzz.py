@@ -25,7 +25,7 @@ from tests.conftest import REAL, MountFactory
 from tests.fuzzing import boundaries, edf_file, exercise, hdf5_mutant, seed_hdf5, spec_file
 from tests.mounting import memory_kib, mount_pid
 
-EXAMPLES = int(os.environ.get("VFS_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("VFS_FUZZ_EXAMPLES", "50"))
 BOUND = (64 << 20) + (300 << 20)
 REAL_SEEDS = ["float.h5", "array_mdatom.h5", "compound-dtype-complex.h5", "blosc_bigendian.h5", "Data_Q.h5"]
 GOOD = np.arange(12, dtype="<u2").reshape(3, 4)
