@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import time
 import zlib
 from pathlib import Path
 
@@ -146,3 +147,46 @@ def test_a_gzip_bomb_never_decodes_past_the_declared_size() -> None:
     assert compressed_length("gzip", lambda o, n: blob[o : o + n], 0, 20000) is None
     small = gzip.compress(b"x" * 1000)
     assert compressed_length("gzip", lambda o, n: (small + b"tail")[o : o + n], 0, 1000) == len(small)
+
+
+def test_a_slow_file_never_holds_up_its_siblings(tmp_path: Path, mount: MountFactory) -> None:
+    """A source file whose every read takes 60 s (a slow disk) beside a good one: the
+    folder lists within the probe deadline, and the good file is served meanwhile."""
+    import subprocess
+    import sys
+    import threading
+
+    from tests.mounting import require_fuse, unmount
+
+    require_fuse()
+    real = tmp_path / "real"
+    real.mkdir()
+    text = b"#F x\n#S 1 ascan\n#N 2\n#L x  y\n1 2\n3 4\n"
+    (real / "good.spec").write_bytes(text)
+    (real / "slow.spec").write_bytes(text)
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.slowfs", str(real), str(slow), "60"],
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        for _ in range(200):
+            if os.path.ismount(slow):
+                break
+            time.sleep(0.05)
+        with mount(slow) as mnt:
+            seen: list[object] = []
+
+            def look() -> None:
+                seen.append(sorted(os.listdir(mnt)))
+                seen.append(np.load(mnt / "good.spec" / "1.1" / "measurement" / "y.npy").tolist())
+
+            worker = threading.Thread(target=look, daemon=True)
+            worker.start()
+            worker.join(15)  # the slow file's first read alone takes 60 s
+            assert seen == [[".vfs-stats", "good.spec", "slow.spec"], [2.0, 4.0]]
+            log = (mnt.parent / f"{mnt.name}.log").read_text()
+        assert log.count("slow.spec: first bytes not read after") == 1
+    finally:
+        unmount(slow)
+        proc.kill()
+        proc.wait()
