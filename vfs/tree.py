@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import queue
+import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent import futures
-from collections.abc import Mapping
 
 from vfs.context import Context
 from vfs.errors import NodeNotFound

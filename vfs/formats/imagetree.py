@@ -43,6 +43,7 @@ from vfs.render.npy import NpyRendering, npy_supported
 from vfs.render.txt import TxtRendering, txt_supported
 
 DETECTOR = "scan_0/instrument/detector_0"
+ALL_FRAMES = 1 << 62  # ``per``: every image of the rendering has the same extra keys
 MAX_XATTR_VALUE = 65536
 MAX_XATTR_LIST = 65536
 
@@ -113,12 +114,20 @@ class LazyFile(File):
 
 
 class FramewiseEdfRendering(EdfRendering):
-    """An ``.edf`` rendering whose frames each carry their own header keys."""
+    """An ``.edf`` rendering whose frames each carry their own header keys.
 
-    def __init__(self, source: ArraySource, extras: Callable[[int], Mapping[str, Any]]) -> None:
+    ``extras(k)`` is the same for the ``per`` frames of one group (the images of one
+    source frame with ``Dim_3``), so the common header size is found from the last
+    frame of each group (the longest ``Image`` number): time linear in source frames,
+    not in images.
+    """
+
+    def __init__(self, source: ArraySource, extras: Callable[[int], Mapping[str, Any]], per: int = 1) -> None:
         self.extras = extras
         super().__init__(source, extra={}, max_value=None)
-        self.header_size = max((len(self._raw_header(k)) for k in range(self.nframes)), default=self.header_size)
+        n, per = self.nframes, max(per, 1)
+        last = (min(g + per, n) - 1 for g in range(0, n, per))
+        self.header_size = max((len(self._raw_header(k)) for k in last), default=self.header_size)
 
     def _raw_header(self, k: int) -> bytes:
         return edf_header(self.frame_shape, self.source.dtype, k + 1, self.extras(k), max_value=None)
@@ -150,7 +159,7 @@ def suffixes_for(source: ArraySource) -> list[str]:
 
 def add_source_files(entries: Entries, stem: str, source: ArraySource | str, model: ImageModel,
                      ident: tuple[object, ...], extras: Callable[[int], Mapping[str, Any]],
-                     xattrs: Callable[[], Mapping[str, bytes]] | None = None) -> list[str]:
+                     xattrs: Callable[[], Mapping[str, bytes]] | None = None, per: int = 1) -> list[str]:
     """``stem.npy``, ``stem.txt`` and ``stem.edf`` for a frame or a stack (rendered lazily).
 
     ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering. A
@@ -164,7 +173,7 @@ def add_source_files(entries: Entries, stem: str, source: ArraySource | str, mod
     makers: dict[str, Callable[[], Rendering]] = {
         "npy": lambda: NpyRendering(src),
         "txt": lambda: TxtRendering(src),
-        "edf": lambda: FramewiseEdfRendering(src, extras),
+        "edf": lambda: FramewiseEdfRendering(src, extras, per),
     }
     return [entries.add(f"{stem}.{suffix}", LazyFile(make_ino(*ident, suffix), mtime, makers[suffix], xattrs))
             for suffix in suffixes_for(src)]
@@ -303,7 +312,8 @@ class ImageFolder(Directory):
         def xattrs() -> Mapping[str, bytes]:
             return header_xattrs(model.header(k))
 
-        add_source_files(entries, stem, model.frame_source(k), model, self.ident("frame", k), extras, xattrs)
+        add_source_files(entries, stem, model.frame_source(k), model, self.ident("frame", k), extras, xattrs,
+                         per=ALL_FRAMES)  # one header for all its images
 
     # scan_0 and below ------------------------------------------------------------------
     def _links(self, entries: Entries, stem: str, up: str) -> None:
@@ -361,7 +371,7 @@ class ImageFolder(Directory):
             # the .edf rendering has prod(shape[:-2]) frames: several per EDF frame with Dim_3
             per = 1 if isinstance(stack, str) else max(math.prod(stack.shape[:-2]) // max(model.count(), 1), 1)
             add_source_files(entries, "data", stack, model, self.ident("data"),
-                             lambda i: kept_keys(model.header(i // per)), nx_xattrs(interpretation="image"))
+                             lambda i: kept_keys(model.header(i // per)), nx_xattrs(interpretation="image"), per)
         entries.add("others", self.folder(f"{DETECTOR}/others", self._others))
         return entries
 
