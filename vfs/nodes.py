@@ -110,13 +110,7 @@ class Directory(Node):
 
     def drop(self) -> bool:
         """Forget built children to free memory (rebuilt on demand); False when busy."""
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            self._children = None
-        finally:
-            self._lock.release()
-        return True
+        return if_free(self._lock, lambda: setattr(self, "_children", None))
 
     def invalidate(self) -> None:
         """Forget the children so that the next access recomputes them."""
@@ -132,6 +126,18 @@ class Directory(Node):
 
 
 T = TypeVar("T")
+
+
+def if_free(lock: threading.Lock, action: Callable[[], object]) -> bool:
+    """Run ``action`` holding ``lock`` if nobody holds it now; False (not run) otherwise.
+    Dropping never waits: a folder being built is not dropped."""
+    if not lock.acquire(blocking=False):
+        return False
+    try:
+        action()
+    finally:
+        lock.release()
+    return True
 
 
 def built(make: Callable[[], T]) -> tuple[int, T]:
@@ -172,12 +178,9 @@ class LiveFolders:
             while self.total > self.budget and len(self._lru) > 1:
                 victim, w = self._lru.popitem(last=False)
                 self.total -= w
-                victims.append((victim, w))
-        for victim, w in victims:
-            if victim.drop():
-                self.drops += 1
-            else:  # busy (being rebuilt): it counts again when its build ends
-                pass
+                victims.append(victim)
+        for victim in victims:  # one that is busy (being rebuilt) counts again when its build ends
+            self.drops += victim.drop()
 
     def __len__(self) -> int:
         return len(self._lru)

@@ -24,7 +24,7 @@ from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
 from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
-from vfs.nodes import LIVE, ROOT_INO, Directory, Entries, File, Node, Symlink, built, make_ino
+from vfs.nodes import LIVE, ROOT_INO, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
 from vfs.passthrough import PassthroughFile
 
 STATS_NAME = ".vfs-stats"
@@ -253,13 +253,7 @@ class DataFolder(Directory):
 
     def drop(self) -> bool:
         """Forget the opened file (its index, its tree); opened again on demand."""
-        if not self._inner_lock.acquire(blocking=False):
-            return False
-        try:
-            self._inner = None
-        finally:
-            self._inner_lock.release()
-        return True
+        return if_free(self._inner_lock, lambda: setattr(self, "_inner", None))
 
     def xattrs(self) -> Mapping[str, bytes]:
         inner = self.inner()
