@@ -214,18 +214,25 @@ def column(values: list[str | None]) -> np.ndarray | None:
 
 _INTS = re.compile(r"\s*[+-]?\d+(?:\s+[+-]?\d+)*\s*\Z")
 _LONG_INT = re.compile(r"\d{19}")
+_BLANK = re.compile(r"\s")
 
 
 def _column_fast(values: list[str | None]) -> np.ndarray | None:
     """:func:`column` for the common case, every frame holding the key, parsed by numpy
     in one pass (20,000 frames x 30 motors in well under a second); None: use the
     general path (which also decides that a column is text)."""
-    if not values or any(v is None for v in values):
+    if not values or None in values:
         return None
     width = len(values[0].split())  # type: ignore[union-attr]
-    if not width or any(len(v.split()) != width for v in values):  # type: ignore[union-attr]
+    if width == 1:  # one token per frame: no blank anywhere, no empty value
+        joined = "\0".join(values)  # type: ignore[arg-type]
+        if _BLANK.search(joined) or "\0\0" in joined or not values[-1]:
+            return None
+        text = joined.replace("\0", " ")
+    elif not width or any(len(v.split()) != width for v in values):  # type: ignore[union-attr]
         return None
-    text = " ".join(values)  # type: ignore[arg-type]
+    else:
+        text = " ".join(values)  # type: ignore[arg-type]
     if _LONG_INT.search(text):
         return None  # integers of 19 digits or more: the general path decides int64 or float64
     integers = bool(_INTS.match(text))
@@ -257,35 +264,39 @@ def _pairs(keys: Mapping[str, str], base: str) -> dict[str, str | None]:
 
 
 class Metadata:
-    """Header keys of every frame sorted the way silx sorts them (built once, lazily)."""
+    """Header keys of every frame sorted the way silx sorts them (built once, lazily), in
+    time linear in frames: the list of ``n`` values of a name is made once, when the
+    name is first met (``setdefault(name, [None] * n)`` made one per frame: quadratic)."""
 
     def __init__(self, model: ImageModel) -> None:
         n = model.count()
         self.others: dict[str, list[str | None]] = {}
         self.positioners: dict[str, list[str | None]] = {}
         self.counters: dict[str, list[str | None]] = {}
-        self.scan_header: list[str] = []
         for k in range(n):
             keys = model.header(k)
-            self.scan_header.append("\n".join(f"{key}: {value}" for key, value in keys.items()))
             caught: set[str] = set()
             for base, target in (("motor", self.positioners), ("counter", self.counters)):
                 if f"{base}_mne" in keys and f"{base}_pos" in keys:
                     caught |= {f"{base}_mne", f"{base}_pos"}
                     for name, value in _pairs(keys, base).items():
-                        _put(target, name, n, k, value)
+                        column = target.get(name)
+                        if column is None:
+                            column = target[name] = [None] * n
+                        column[k] = value
+            others = self.others
             for key, value in keys.items():
                 if key not in caught and key.upper() not in FABIO_RESERVED:
-                    _put(self.others, key, n, k, value)
+                    column = others.get(key)
+                    if column is None:
+                        column = others[key] = [None] * n
+                    column[k] = value
 
 
-def _put(table: dict[str, list[str | None]], name: str, n: int, k: int, value: str | None) -> None:
-    """``table[name][k] = value``, making the list of ``n`` values only for a new name
-    (``setdefault(name, [None] * n)`` would make one per call: quadratic in frames)."""
-    values = table.get(name)
-    if values is None:
-        values = table[name] = [None] * n
-    values[k] = value
+def scan_header_text(model: ImageModel) -> bytes:
+    """Every frame's keys as ``key: value`` lines, frames separated by a blank line."""
+    frames = ("\n".join(f"{key}: {value}" for key, value in model.header(k).items()) for k in range(model.count()))
+    return ("\n\n".join(frames) + "\n").encode("utf-8", "surrogateescape")
 
 
 # -- folders -------------------------------------------------------------------------------
@@ -394,9 +405,9 @@ class ImageFolder(Directory):
 
     def _file(self) -> Mapping[str, Node]:
         entries = Entries()
-        text = "\n\n".join(self.meta().scan_header) + "\n"
-        entries.add("scan_header.txt", BytesFile(make_ino(*self.ident("scan_header")), self.model.mtime_ns,
-                                                 text.encode("utf-8", "surrogateescape")))
+        model = self.model
+        entries.add("scan_header.txt", BytesFile(make_ino(*self.ident("scan_header")), model.mtime_ns,
+                                                 lambda: scan_header_text(model)))
         return entries
 
     def _detector(self) -> Mapping[str, Node]:
