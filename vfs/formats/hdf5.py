@@ -62,10 +62,20 @@ def read_attrs(obj: h5py.HLObject, where: str) -> dict[str, Any]:
         return out
     for name in names:
         try:
+            check_attr(obj, name)
             out[name] = obj.attrs[name]
         except Exception as exc:
             log_once(f"attr:{where}:{name}", f"{where}: attribute {name!r} unreadable: {exc}")
     return out
+
+
+def check_attr(obj: h5py.HLObject, name: str) -> None:
+    """Refuse (:class:`Unreadable`) an attribute whose declared shape and type would take
+    more than ``limits.MAX_TEXT`` bytes, before h5py allocates for it."""
+    aid = h5py.h5a.open(obj.id, _encode(name))
+    shape = aid.shape or ()
+    check_shape(tuple(shape), 1)
+    check_count("attribute bytes", int(np.prod(shape, dtype=object)) * max(aid.dtype.itemsize, 1), MAX_TEXT)
 
 
 class H5File:
