@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent import futures
+from collections.abc import Mapping
 
 from vfs.context import Context
 from vfs.errors import NodeNotFound
@@ -26,6 +24,7 @@ from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
 from vfs.nodes import LIVE, ROOT_INO, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
 from vfs.passthrough import PassthroughFile
+from vfs.probing import Probe, wait_all
 
 STATS_NAME = ".vfs-stats"
 
@@ -66,17 +65,15 @@ class SourceDirectory(Directory):
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
             return entries
-        made: list[tuple[str, Node | PendingProbe | None]] = []
+        made: list[tuple[str, Node | Probe | None]] = []
         for entry in scan:
             try:
                 made.append((entry.name, self._node_for(entry.path, self._previous.get(entry.name))))
             except OSError as exc:
                 log_once(f"stat:{entry.path}", f"{entry.path}: skipped: {exc.strerror}")
-        pending = [m.future for _, m in made if isinstance(m, PendingProbe)]
-        if pending:  # the folder's probes run side by side, and are waited for a bounded time
-            futures.wait(pending, timeout=MAX_PROBE_SECONDS)
+        wait_all([m for _, m in made if isinstance(m, Probe)])  # side by side, each for a bounded time
         for name, made_node in made:
-            node = made_node.node() if isinstance(made_node, PendingProbe) else made_node
+            node = pending_node(made_node) if isinstance(made_node, Probe) else made_node
             if node is not None:
                 entries.add(name, node)
         self._previous = dict(entries)
@@ -89,7 +86,7 @@ class SourceDirectory(Directory):
         self._previous = {}
         return True
 
-    def _node_for(self, path: str, previous: Node | None) -> Node | PendingProbe | None:
+    def _node_for(self, path: str, previous: Node | None) -> Node | Probe | None:
         st = os.lstat(path)
         if previous is not None and previous.ino == make_ino("src", st.st_dev, st.st_ino):
             if not isinstance(previous, DataFolder) or previous.same_source(st):
@@ -97,69 +94,20 @@ class SourceDirectory(Directory):
         return node_for_path(path, st, self.ctx, deferred=True)
 
 
-class ProbePool:
-    """A few daemon threads that find the kind of the files of a folder being listed, so
-    a slow file holds up neither its siblings nor, stuck in a read, the mount's exit
-    (``concurrent.futures`` pools join their threads at exit)."""
-
-    def __init__(self, workers: int = 4) -> None:
-        self._queue: queue.SimpleQueue[tuple[futures.Future[None], Callable[[], None]]] = queue.SimpleQueue()
-        for i in range(workers):
-            threading.Thread(target=self._work, name=f"vfs-probe-{i}", daemon=True).start()
-
-    def submit(self, fn: Callable[[], None]) -> futures.Future[None]:
-        future: futures.Future[None] = futures.Future()
-        self._queue.put((future, fn))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            future, fn = self._queue.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    fn()
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(None)
-
-
-#: the one probe pool of the mount
-PROBES = ProbePool()
-
-
-class PendingProbe:
-    """A regular file whose kind is being found in :data:`PROBES` (its first bytes read,
-    then, for a data file, its probe); :meth:`node` is its entry."""
-
-    def __init__(self, path: str, st: os.stat_result, ctx: Context) -> None:
-        self.path, self.st, self.ctx = path, st, ctx
-        self.backend: Backend | None = None
-        self.sniffed = threading.Event()
-        self.future = PROBES.submit(self._run)
-
-    def _run(self) -> None:
-        try:
-            self.backend = backend_for(self.path, self.ctx)
-        finally:
-            self.sniffed.set()
-        if self.backend is not None:
-            self.backend.probe(self.path, self.ctx)
-
-    def node(self) -> Node:
-        """A folder if the probe passed, or is still running after ``MAX_PROBE_SECONDS``
-        (opened on first look, like any data file); a plain file if it failed or if
-        even its first bytes could not be read in that time."""
-        if not self.sniffed.is_set() or self.backend is None:
-            if not self.sniffed.is_set():
-                log_once(f"slowprobe:{self.path}", f"{self.path}: first bytes not read after "
-                         f"{MAX_PROBE_SECONDS} s; shown as a plain file")
-            return PassthroughFile(self.path, self.st)
-        if not self.future.done():
-            log_once(f"slowprobe:{self.path}", f"{self.path}: still being opened after {MAX_PROBE_SECONDS} s; "
-                     "shown as a folder, opened when first looked into")
-            return DataFolder(self.path, self.st, self.ctx, self.backend)
-        return probed_node(self.path, self.st, self.ctx, self.backend, self.future.exception())
+def pending_node(probe: Probe) -> Node:
+    """A data file's entry from its probe: a folder if the probe passed, or is still
+    running after ``MAX_PROBE_SECONDS`` (opened on first look, like any data file); a
+    plain file if it failed or if even its first bytes were not read in that time."""
+    if not probe.sniffed.is_set() or probe.backend is None:
+        if not probe.sniffed.is_set():
+            log_once(f"slowprobe:{probe.path}", f"{probe.path}: first bytes not read after "
+                     f"{MAX_PROBE_SECONDS} s; shown as a plain file")
+        return PassthroughFile(probe.path, probe.st)
+    if not probe.future.done():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: still being opened after {MAX_PROBE_SECONDS} s; "
+                 "shown as a folder, opened when first looked into")
+        return DataFolder(probe.path, probe.st, probe.ctx, probe.backend)
+    return probed_node(probe.path, probe.st, probe.ctx, probe.backend, probe.future.exception())
 
 
 def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend,
@@ -172,9 +120,9 @@ def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend,
     return PassthroughFile(path, st)
 
 
-def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = False) -> Node | PendingProbe | None:
+def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = False) -> Node | Probe | None:
     """The node that shows one source path, or None for sockets, devices and FIFOs;
-    ``deferred``: a data file's probe is started in :data:`PROBES` and left running."""
+    ``deferred``: a regular file's kind is found in ``probing.PROBES``, left running."""
     if stat.S_ISLNK(st.st_mode):
         return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
@@ -182,7 +130,7 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = 
     if not stat.S_ISREG(st.st_mode):
         return None
     if deferred:
-        return PendingProbe(path, st, ctx)
+        return Probe(path, st, ctx)
     backend = backend_for(path, ctx)
     if backend is None:
         return PassthroughFile(path, st)
