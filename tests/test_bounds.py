@@ -190,3 +190,25 @@ def test_a_slow_file_never_holds_up_its_siblings(tmp_path: Path, mount: MountFac
         unmount(slow)
         proc.kill()
         proc.wait()
+
+
+def test_scans_beyond_the_limit_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vfs.formats import specparse as sp
+
+    monkeypatch.setattr(sp, "MAX_SCANS", 3)
+    text = b"#F x\n" + b"".join(b"#S %d s\n1\n" % i for i in range(1, 6))
+    index = sp.build_index(text)
+    assert [b.key for b in index.blocks if b.kind == "scan"] == ["1.1", "2.1", "3.1"]
+    assert index.dropped and index.end == text.index(b"#S 4")
+
+
+def test_frames_beyond_the_limit_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vfs.formats import edfparse
+    from vfs.formats.edfstream import PlainStream
+
+    monkeypatch.setattr(edfparse, "MAX_FRAMES", 2)
+    path = tmp_path / "four.edf"
+    path.write_bytes(frame(IMAGE) * 4)
+    index = edfparse.EdfIndex(PlainStream(str(path), "x"), str(path), "x")
+    assert index.count() == 2 and "more than 2 frames" in (index.stop_reason or "")
+
