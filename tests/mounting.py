@@ -1,5 +1,4 @@
-"""Test harness for real FUSE mounts: start ``vfs mount -f`` in a subprocess, wait for
-the mount, and always unmount and stop the process, even when the test fails.
+"""Test harness for real FUSE mounts (:mod:`vfs.harness`, shared with the benchmarks).
 
 When ``CI=true`` a missing /dev/fuse, fusermount3 or libfuse3 fails the test run
 instead of skipping.
@@ -8,29 +7,16 @@ instead of skipping.
 from __future__ import annotations
 
 import contextlib
-import ctypes.util
 import os
-import resource
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from vfs import harness
+from vfs.harness import fuse_problem, memory_kib, mount_pid, stats, stop, unmount
 
-def fuse_problem() -> str | None:
-    """Why a real mount is impossible here, or None."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing"
-    if not shutil.which("fusermount3"):
-        return "fusermount3 is missing (Debian package fuse3)"
-    if not ctypes.util.find_library("fuse3"):
-        return "libfuse3 is missing (Debian package libfuse3-3)"
-    return None
+__all__ = ["fuse_problem", "memory_kib", "mount_pid", "mounted", "require_fuse", "stats", "stop", "unmount"]
 
 
 def require_fuse() -> None:
@@ -42,90 +28,12 @@ def require_fuse() -> None:
     pytest.skip(problem)
 
 
-def unmount(mountpoint: Path) -> None:
-    for cmd in (["fusermount3", "-u", str(mountpoint)], ["fusermount3", "-uz", str(mountpoint)]):
-        if not os.path.ismount(mountpoint):
-            return
-        subprocess.run(cmd, capture_output=True, timeout=30)
-        for _ in range(100):
-            if not os.path.ismount(mountpoint):
-                return
-            time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 30.0,
             log_file: Path | None = None, data_limit: int | None = None) -> Iterator[Path]:
-    """Mount ``source`` at ``mountpoint`` for the duration of the ``with`` block.
-
-    ``data_limit`` caps the mount process's heap (RLIMIT_DATA, bytes), so a test of
-    hostile input that regresses fails with ENOMEM instead of exhausting the machine.
-    """
+    """Mount ``source`` at ``mountpoint`` for the duration of the ``with`` block (skips,
+    or fails in CI, without FUSE); ``data_limit``: see :func:`vfs.harness.mounted`."""
     require_fuse()
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    log_file = log_file or mountpoint.parent / f"{mountpoint.name}.log"
-    cmd = [sys.executable, "-m", "vfs", "mount", str(source), str(mountpoint), "-f",
-           "--log-file", str(log_file), *extra]
-    out_file = log_file.with_suffix(".out")
-    out = open(out_file, "wb")  # a file, not a pipe: a chatty mount can never block on it
-    limit = None if data_limit is None else (lambda: resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit)))
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit)
-    try:
-        deadline = time.monotonic() + timeout
-        while not os.path.ismount(mountpoint):
-            if proc.poll() is not None:
-                text = out_file.read_text(errors="replace")
-                log = log_file.read_text(errors="replace") if log_file.exists() else ""
-                raise RuntimeError(f"vfs exited with {proc.returncode}:\n{text}\n{log}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{mountpoint} not mounted after {timeout} s")
-            time.sleep(0.05)
-        yield mountpoint
-        if proc.poll() is not None:
-            raise RuntimeError(f"the vfs process died during the test (exit {proc.returncode})")
-    finally:
-        unmount(mountpoint)
-        stop(proc)
-        out.close()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def stats(mountpoint: Path) -> dict:
-    """The mount's cache counters (``.vfs-stats`` at its root)."""
-    import json
-
-    return json.loads((mountpoint / ".vfs-stats").read_text())
-
-
-def mount_pid(mountpoint: Path) -> int:
-    """The process id of the ``vfs mount`` serving ``mountpoint`` (from /proc)."""
-    want = os.fsencode(str(mountpoint))
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    args = fh.read().split(b"\0")
-            except OSError:
-                continue
-            if want in args and b"mount" in args and b"vfs" in args:
-                return int(entry)
-    raise LookupError(f"no vfs process serves {mountpoint}")
-
-
-def memory_kib(pid: int, field: str = "VmHWM") -> int:
-    """A memory figure of a process in KiB (VmHWM: peak resident set; VmRSS: now)."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise LookupError(field)
+    with harness.mounted(source, mountpoint, *extra, timeout=timeout, log_file=log_file,
+                         data_limit=data_limit) as mnt:
+        yield mnt

@@ -32,6 +32,7 @@ import numpy as np
 
 from vfs.errors import Unreadable
 from vfs.formats.edfstream import Stream
+from vfs.formats.sniff import GZIP_MAGIC
 from vfs.limits import DECOMPRESS_SLACK, MAX_CHUNK_BYTES, MAX_FRAMES, MAX_HEADER, MAX_RANK, check_shape
 from vfs.logutil import log_once
 
@@ -189,9 +190,6 @@ def compressed_length(kind: str, read: Any, start: int, limit: int, piece: int =
         if kind == "bz2" and not dec.needs_input:
             return None  # bz2 keeps input it has not decoded: more output than the limit
         pos += len(chunk) - left
-
-
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Window:
