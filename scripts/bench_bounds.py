@@ -66,6 +66,29 @@ def hostile(tmp: Path) -> None:
           f"peak memory +{grown:.0f} MiB (bound: 100 MiB)")
 
 
+def spec_table(points: int) -> None:
+    """Memory a parsed SPEC scan of ``points`` x 100 values holds, against its text."""
+    import tracemalloc
+
+    from vfs.formats import specparse as sp
+
+    row = " ".join(f"{j}.125" for j in range(100)) + "\n"
+    block = ("#S 1 a\n#N 100\n#L " + "  ".join(f"c{j}" for j in range(100)) + "\n" + row * points).encode()
+    start = time.perf_counter()
+    sp.parse_scan(block)
+    seconds = time.perf_counter() - start
+    tracemalloc.start()
+    scan = sp.parse_scan(block)
+    held, peak = tracemalloc.get_traced_memory()
+    scan.table.column(0)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    mib = 1 << 20
+    print(f"SPEC scan {points} x 100 ({len(block) / mib:.0f} MiB of text): parsed in {seconds:.2f} s, holds "
+          f"{held / mib:.0f} MiB ({held / len(block):.1f}x the text; peak {peak / mib:.0f} MiB), "
+          f"{after / mib:.0f} MiB once a column is read")
+
+
 def walk(tmp: Path, quick: bool) -> None:
     from tests import test_memory_bound as tm
 
@@ -93,6 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vfs-bench-bounds-") as tmp:
         edf_metadata(Path(tmp), 2000 if args.quick else 20000, 30)
         hostile(Path(tmp))
+        spec_table(1000 if args.quick else 10000)
         walk(Path(tmp), args.quick)
 
 
