@@ -75,3 +75,9 @@ TEXT_CACHE_BYTES = 64 << 20
 MAX_LOG_KEYS = 10_000
 #: distinct labels the per-object chunk-load counters keep
 MAX_COUNTER_KEYS = 1024
+#: arrays up to this many elements get the short .txt layout (made whole on first stat)
+SHORT_TEXT_ELEMENTS = 100_000
+#: bytes of short .txt texts kept in memory, all files together (evicted ones are remade)
+SHORT_TEXT_CACHE = 64 << 20
+#: files of one folder waiting to be probed again (seen incomplete); more are plain files
+MAX_PENDING_PROBES = 4096

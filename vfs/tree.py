@@ -1,10 +1,11 @@
 """The source folder as lazy nodes: sub-folders, data files as folders, other files as
 themselves. Each file's kind is decided by its first bytes (see ``formats/sniff.py``).
 
-Folders follow their source: a listing re-scans when the source folder's mtime changed;
-a data file's folder is rebuilt when the file's size or mtime changed (checked at most
-every ``Context.recheck_seconds``), so files that grow during acquisition show their
-new content.
+Folders follow their source: a listing is rescanned, incrementally and on a background
+thread (``vfs/rescan.py``), when the source folder's mtime changed; a data file's folder
+is rebuilt when the file's identity (``vfs/identity.py``) changed (checked at most every
+``Context.recheck_seconds``), so files that grow during acquisition show their new
+content; a file that could not be opened as data yet is probed again when it changes.
 """
 
 from __future__ import annotations
@@ -20,22 +21,32 @@ from collections.abc import Mapping
 from vfs.context import Context
 from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
+from vfs.formats.sniff import HEAD_SIZE
 from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
 from vfs.nodes import LIVE, ROOT_INO, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
 from vfs.passthrough import PassthroughFile
 from vfs.probing import Probe, wait_all
+from vfs.identity import identity
+from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
 
 STATS_NAME = ".vfs-stats"
-
-
-def identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What identifies one version of a source file: device, inode, size, mtime."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+#: the largest share of time a busy folder spends being rescanned ...
+RESCAN_SHARE = 0.25
+#: ... but it is rescanned at least this often (times recheck_seconds) while looked at
+RESCAN_MAX_WAIT = 4
 
 
 class SourceDirectory(Directory):
-    """A folder of the source tree, re-listed when its mtime changes."""
+    """A folder of the source tree; follows the source without blocking readers.
+
+    The first listing is built in the look-up that needs it. After that, a look-up at
+    most every ``recheck_seconds`` compares the folder's mtime: when it changed, or when
+    some files wait to be probed again, :func:`vfs.rescan.rescan` runs on a background
+    thread while readers keep the current listing, and its result is swapped in. A name
+    not in the listing is looked up in the source directly (one ``lstat``), so a file
+    that just appeared is found before the rescan lists it.
+    """
 
     def __init__(self, path: str, st: os.stat_result, ctx: Context, ino: int | None = None) -> None:
         super().__init__(ino or make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
@@ -43,86 +54,114 @@ class SourceDirectory(Directory):
         self.ctx = ctx
         self._seen_mtime = st.st_mtime_ns
         self._checked = time.monotonic()
-        self._previous: dict[str, Node] = {}
+        self._listing = Listing()
+        self._rescanning = False
+        self._rescan_lock = threading.Lock()
+        self._rescan_seconds = 0.0  # what the last rescan cost
+        #: names found by direct look-up and not yet listed: name -> (node, when found)
+        self._found: dict[str, tuple[Node, float]] = {}
 
     def children(self) -> Mapping[str, Node]:
-        now = time.monotonic()
-        if now - self._checked > self.ctx.recheck_seconds:
-            self._checked = now
-            try:
-                st = os.stat(self.path)
-            except OSError:
-                return {}
-            if st.st_mtime_ns != self._seen_mtime:
-                self._seen_mtime = self.mtime_ns = st.st_mtime_ns
-                self.invalidate()
+        # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
+        # of the time); names a reader asks for are still found at once (see child)
+        recheck = self.ctx.recheck_seconds
+        interval = min(max(recheck, self._rescan_seconds / RESCAN_SHARE), RESCAN_MAX_WAIT * recheck)
+        if self._children is not None and time.monotonic() - self._checked > interval:
+            self._check_folder()
         return super().children()
 
+    def _check_folder(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError:  # the folder itself is gone: so is everything in it
+            with self._lock:
+                self._listing = Listing()
+                self._children = self._listing.nodes
+            return
+        full = mtime != self._seen_mtime
+        with self._rescan_lock:
+            if not (full or self._listing.pending) or self._rescanning:
+                return
+            self._rescanning = True
+            self._seen_mtime = mtime
+        RESCANS.submit(self._rescan, full, mtime)
+
+    def _rescan(self, full: bool, mtime: int) -> None:
+        """Run on a rescan thread; readers keep the old listing meanwhile."""
+        started = time.monotonic()
+        try:
+            new = rescan(self.path, self._listing, self._build, full)
+            with self._lock:
+                if new is not None:
+                    self._listing = new
+                    self._children = new.nodes
+                # found names are listed now, or were gone when the rescan looked
+                self._found = {n: v for n, v in self._found.items() if n not in self._listing.nodes
+                               and v[1] > started}
+            self.mtime_ns = mtime
+        except OSError as exc:
+            log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
+        except Exception:  # never lose the rescan flag; the reason goes to the debug log
+            log.debug("rescan of %s failed", self.path, exc_info=True)
+        finally:
+            self._rescan_seconds = time.monotonic() - started
+            self._rescanning = False
+
+    def _build(self, path: str, st: os.stat_result) -> Node | None:
+        node = node_for_path(path, st, self.ctx)  # on a rescan thread: probed in place
+        assert not isinstance(node, Probe)
+        return node
+
     def load(self) -> Mapping[str, Node]:
+        """The first listing (in the look-up that needs it: there is nothing to show yet)."""
         entries = Entries()
+        inodes: dict[str, int] = {}
         try:
             scan = sorted(os.scandir(self.path), key=lambda e: e.name)
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
             return entries
-        made: list[tuple[str, Node | Probe | None]] = []
+        made: list[tuple[os.DirEntry[str], Node | Probe | None]] = []
         for entry in scan:
             try:
-                made.append((entry.name, self._node_for(entry.path, self._previous.get(entry.name))))
+                made.append((entry, node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx, True)))
             except OSError as exc:
                 log_once(f"stat:{entry.path}", f"{entry.path}: skipped: {exc.strerror}")
         wait_all([m for _, m in made if isinstance(m, Probe)])  # side by side, each for a bounded time
-        for name, made_node in made:
+        for entry, made_node in made:
             node = pending_node(made_node) if isinstance(made_node, Probe) else made_node
             if node is not None:
-                entries.add(name, node)
-        self._previous = dict(entries)
+                entries.add(entry.name, node)
+                inodes[entry.name] = entry.inode()
+        self._listing = Listing.of(entries, inodes)
         return entries
 
-    def drop(self) -> bool:
-        """Forget the children and the nodes kept for the next re-listing (memory bound)."""
-        if not super().drop():
-            return False
-        self._previous = {}
-        return True
+    def child(self, name: str) -> Node:
+        try:
+            return self.children()[name]
+        except KeyError:
+            return self._look_up_new(name)
 
-    def _node_for(self, path: str, previous: Node | None) -> Node | Probe | None:
-        st = os.lstat(path)
-        if previous is not None and previous.ino == make_ino("src", st.st_dev, st.st_ino):
-            if not isinstance(previous, DataFolder) or previous.same_source(st):
-                return previous
-        return node_for_path(path, st, self.ctx, deferred=True)
-
-
-def pending_node(probe: Probe) -> Node:
-    """A data file's entry from its probe: a folder if the probe passed, or is still
-    running after ``MAX_PROBE_SECONDS`` (opened on first look, like any data file); a
-    plain file if it failed or if even its first bytes were not read in that time."""
-    if not probe.sniffed.is_set() or probe.backend is None:
-        if not probe.sniffed.is_set():
-            log_once(f"slowprobe:{probe.path}", f"{probe.path}: first bytes not read after "
-                     f"{MAX_PROBE_SECONDS} s; shown as a plain file")
-        return PassthroughFile(probe.path, probe.st)
-    if not probe.future.done():
-        log_once(f"slowprobe:{probe.path}", f"{probe.path}: still being opened after {MAX_PROBE_SECONDS} s; "
-                 "shown as a folder, opened when first looked into")
-        return DataFolder(probe.path, probe.st, probe.ctx, probe.backend)
-    return probed_node(probe.path, probe.st, probe.ctx, probe.backend, probe.future.exception())
-
-
-def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend,
-                failure: BaseException | None) -> Node:
-    """A data file's entry once probed: its folder, or itself when the probe failed."""
-    if failure is None:
-        return DataFolder(path, st, ctx, backend)
-    log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
-             f"({type(failure).__name__}: {failure}); shown as a plain file")
-    return PassthroughFile(path, st)
+    def _look_up_new(self, name: str) -> Node:
+        """A name the listing lacks: shown at once if it exists in the source now. It
+        is kept aside (not merged into the listing, which would cost O(n)) until the
+        next rescan lists it."""
+        found = self._found.get(name)
+        if found is not None:
+            return found[0]
+        node = build_node(self.path, name, self._build)
+        if node is None:
+            raise NodeNotFound(name)
+        with self._lock:
+            self._found = {**self._found, name: (node, time.monotonic())}
+        return node
 
 
 def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = False) -> Node | Probe | None:
     """The node that shows one source path, or None for sockets, devices and FIFOs;
-    ``deferred``: a regular file's kind is found in ``probing.PROBES``, left running."""
+    ``deferred``: a regular file's kind is found in ``probing.PROBES`` (see
+    :func:`pending_node`), so a folder's files are probed side by side."""
     if stat.S_ISLNK(st.st_mode):
         return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
@@ -132,13 +171,44 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = 
     if deferred:
         return Probe(path, st, ctx)
     backend = backend_for(path, ctx)
-    if backend is None:
-        return PassthroughFile(path, st)
-    try:
-        backend.probe(path, ctx)
-    except Exception as exc:  # shown as a plain file; the reason is logged once
-        return probed_node(path, st, ctx, backend, exc)
-    return DataFolder(path, st, ctx, backend)
+    failure: BaseException | None = None
+    if backend is not None:
+        try:
+            backend.probe(path, ctx)
+        except Exception as exc:  # shown as a plain file; the reason is logged once
+            failure = exc
+    return probed_node(path, st, ctx, backend, failure)
+
+
+def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend | None,
+                failure: BaseException | None) -> Node:
+    """A regular file's entry once its kind is known: its folder, or itself."""
+    if backend is not None:
+        if failure is not None:
+            log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
+                     f"({type(failure).__name__}: {failure}); shown as a plain file until it changes "
+                     "and can be opened")
+            return PendingFile(path, st)
+        return DataFolder(path, st, ctx, backend)
+    if st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
+        return PendingFile(path, st)
+    return PassthroughFile(path, st)
+
+
+def pending_node(probe: Probe) -> Node:
+    """A regular file's entry from its probe: as :func:`probed_node` once done; a folder
+    if it sniffed as data and its open still runs after ``MAX_PROBE_SECONDS`` (opened on
+    first look); a plain file, probed again when it changes, if even its first bytes
+    were not read in that time."""
+    if not probe.sniffed.is_set():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: first bytes not read after "
+                 f"{MAX_PROBE_SECONDS} s; shown as a plain file")
+        return PendingFile(probe.path, probe.st)
+    if probe.backend is not None and not probe.future.done():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: still being opened after {MAX_PROBE_SECONDS} s; "
+                 "shown as a folder, opened when first looked into")
+        return DataFolder(probe.path, probe.st, probe.ctx, probe.backend)
+    return probed_node(probe.path, probe.st, probe.ctx, probe.backend, probe.future.exception())
 
 
 class DataFolder(Directory):
@@ -154,9 +224,6 @@ class DataFolder(Directory):
         self._inner: Directory | None = None
         self._inner_lock = threading.Lock()
 
-    def same_source(self, st: os.stat_result) -> bool:
-        return identity(st) == self.identity
-
     def _check_source(self) -> None:
         now = time.monotonic()
         if now - self._checked <= self.ctx.recheck_seconds:
@@ -167,7 +234,7 @@ class DataFolder(Directory):
         except OSError:
             return
         if identity(st) != self.identity:
-            log.info("%s changed on disk; rebuilding its folder", self.path)
+            log.debug("%s changed on disk; rebuilding its folder", self.path)
             self.identity = identity(st)
             self.mtime_ns = st.st_mtime_ns
             with self._inner_lock:
@@ -228,6 +295,8 @@ class StatsFile(File):
     def open(self) -> None:
         data = self.ctx.cache.stats()
         data["recent_reads"] = [list(r) for r in self.ctx.recent_reads]
+        data["source"] = self.ctx.source
+        data["formats"] = sorted(self.ctx.formats)
         self._snapshot = json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
 
     def read(self, offset: int, size: int) -> bytes:
