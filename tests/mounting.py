@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from vfs import harness
-from vfs.harness import fuse_problem, stats, stop, unmount
+from vfs.harness import fuse_problem, memory_kib, mount_pid, stats, stop, unmount
 
-__all__ = ["fuse_problem", "mounted", "require_fuse", "stats", "stop", "unmount"]
+__all__ = ["fuse_problem", "memory_kib", "mount_pid", "mounted", "require_fuse", "stats", "stop", "unmount"]
 
 
 def require_fuse() -> None:
@@ -30,9 +30,10 @@ def require_fuse() -> None:
 
 @contextlib.contextmanager
 def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 30.0,
-            log_file: Path | None = None) -> Iterator[Path]:
+            log_file: Path | None = None, data_limit: int | None = None) -> Iterator[Path]:
     """Mount ``source`` at ``mountpoint`` for the duration of the ``with`` block (skips,
-    or fails in CI, without FUSE)."""
+    or fails in CI, without FUSE); ``data_limit``: see :func:`vfs.harness.mounted`."""
     require_fuse()
-    with harness.mounted(source, mountpoint, *extra, timeout=timeout, log_file=log_file) as mnt:
+    with harness.mounted(source, mountpoint, *extra, timeout=timeout, log_file=log_file,
+                         data_limit=data_limit) as mnt:
         yield mnt
