@@ -45,6 +45,7 @@ BACKENDS: list[Backend] = [
     Backend("hdf5", sniff.is_hdf5, "vfs.formats.hdf5", "pip install h5py hdf5plugin"),
     Backend("spec", sniff.is_spec, "vfs.formats.spec", "(built in: numpy only)"),
     Backend("edf", sniff.is_edf, "vfs.formats.edf", "pip install fabio"),
+    Backend("ripple", sniff.is_ripple, "vfs.formats.ripple", "(built in: numpy only)"),
     Backend("fabio", lambda p, h: False, "vfs.formats.fabio_images", "pip install fabio", optional=True),
 ]
 

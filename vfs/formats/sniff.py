@@ -120,3 +120,18 @@ def is_edf(path: str, head: bytes) -> bool:
         return True
     inner = decompressed_head(path, head)
     return inner is not None and _edf_text(inner)
+
+
+def ripple_raw_path(rpl: str) -> str | None:
+    """The ``.raw`` (or ``.RAW``) beside a ``.rpl``, found as RosettaSciIO finds it."""
+    for ext in ("raw", "RAW"):
+        candidate = rpl[:-3] + ext
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def is_ripple(path: str, head: bytes) -> bool:
+    """A Lispix ripple header: ``NAME.rpl`` (or ``.RPL``) with tab-separated lines and
+    its ``NAME.raw`` beside it (without the ``.raw`` it stays a plain file)."""
+    return path[-4:] in (".rpl", ".RPL") and b"\t" in head and ripple_raw_path(path) is not None
