@@ -102,9 +102,7 @@ def layout(info: Mapping[str, str]) -> tuple[tuple[int, ...], np.dtype[Any], int
     dims = {k: check_count(k, int(info[k]), MAX_ELEMENTS) for k in ("width", "height", "depth")}
     order = {"vector": ["height", "width", "depth"], "image": ["depth", "height", "width"],
              "dont-care": ["height", "width"]}[info["record-by"]]
-    dtype = np.dtype(f"{KINDS[info['data-type']]}{info['data-length']}").newbyteorder(ORDERS[info["byte-order"]])
-    if dtype.byteorder == "=":
-        dtype = dtype.newbyteorder("=")
+    dtype = np.dtype(f"{ORDERS[info['byte-order']]}{KINDS[info['data-type']]}{info['data-length']}")
     kept = [name for name in order if dims[name] != 1]
     return tuple(dims[n] for n in kept), dtype, int(info["offset"]), kept
 
