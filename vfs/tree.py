@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from vfs.context import Context
 from vfs.errors import NodeNotFound
-from vfs.formats.registry import Backend, backend_for
+from vfs.formats.registry import Backend, backend_for, folder_backend_for
 from vfs.logutil import log, log_once
 from vfs.nodes import ROOT_INO, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.passthrough import PassthroughFile
@@ -88,19 +88,27 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
     if stat.S_ISLNK(st.st_mode):
         return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
+        backend = folder_backend_for(path)
+        if backend is not None and _probed(backend, path, ctx):
+            return DataFolder(path, st, ctx, backend)
         return SourceDirectory(path, st, ctx)
     if not stat.S_ISREG(st.st_mode):
         return None
     backend = backend_for(path, ctx)
-    if backend is not None:
-        try:
-            backend.probe(path, ctx)
-        except Exception as exc:  # shown as a plain file; the reason is logged once
-            log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
-                     f"({type(exc).__name__}: {exc}); shown as a plain file")
-        else:
-            return DataFolder(path, st, ctx, backend)
+    if backend is not None and _probed(backend, path, ctx):
+        return DataFolder(path, st, ctx, backend)
     return PassthroughFile(path, st)
+
+
+def _probed(backend: Backend, path: str, ctx: Context) -> bool:
+    """Whether ``path`` really opens as ``backend``'s kind (else it is shown as itself)."""
+    try:
+        backend.probe(path, ctx)
+    except Exception as exc:  # shown as itself; the reason is logged once
+        log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
+                 f"({type(exc).__name__}: {exc}); shown as itself")
+        return False
+    return True
 
 
 class DataFolder(Directory):

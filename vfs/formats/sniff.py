@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import os
 import re
+import zipfile
 import zlib
 
 HEAD_SIZE = 4096
@@ -135,3 +136,23 @@ def is_ripple(path: str, head: bytes) -> bool:
     """A Lispix ripple header: ``NAME.rpl`` (or ``.RPL``) with tab-separated lines and
     its ``NAME.raw`` beside it (without the ``.raw`` it stays a plain file)."""
     return path[-4:] in (".rpl", ".RPL") and b"\t" in head and ripple_raw_path(path) is not None
+
+
+ZARR_META = ("zarr.json", ".zgroup", ".zarray")
+
+
+def is_zarr_zip(path: str, head: bytes) -> bool:
+    """A zip file whose root holds zarr metadata (a zarr ZipStore: ``.zip``, ``.zspy``,
+    ``.datastack``). Reads the zip's central directory only."""
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(name in zf.NameToInfo for name in ZARR_META)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+
+
+def is_zarr_folder(path: str) -> bool:
+    """A folder holding zarr metadata at its top (a zarr store folder, any name)."""
+    return any(os.path.isfile(os.path.join(path, name)) for name in ZARR_META)
