@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
+import importlib
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,17 @@ def require_fuse() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"FUSE is required in CI: {problem}")
     pytest.skip(problem)
+
+
+def require_module(name: str) -> Any:
+    """Import a test oracle (zarr, rsciio, ...): missing, it skips the test, or fails it
+    when ``CI=true``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test oracle {name} is required in CI: {exc}")
+        pytest.skip(f"test oracle {name} is not installed: {exc}")
 
 
 def unmount(mountpoint: Path) -> None:
