@@ -155,9 +155,9 @@ def write_stores(src: Path) -> None:
                               serializer=zarr.codecs.BytesCodec(endian="big"),
                               compressors=[zarr.codecs.GzipCodec(), zarr.codecs.Crc32cCodec()])
         be[...] = rng.integers(-30000, 30000, (11, 13))
-        tr = sub.create_array("transposed", shape=(9, 14), chunks=(4, 4), dtype="float64",
-                              filters=[zarr.codecs.TransposeCodec(order=(1, 0))], compressors=None)
-        tr[...] = rng.normal(size=(9, 14))
+        tr = sub.create_array("transposed", shape=(5, 6, 7), chunks=(2, 3, 4), dtype="float64",
+                              filters=[zarr.codecs.TransposeCodec(order=(2, 0, 1))], compressors=None)
+        tr[...] = rng.normal(size=(5, 6, 7))
         sparse = sub.create_array("sparse", shape=(20, 20), chunks=(5, 5), dtype="int32", fill_value=-7)
         sparse[3:6, 12:14] = 5
         sh = sub.create_array("sharded", shape=(16, 20), chunks=(4, 5), shards=(8, 10), dtype="uint16")
