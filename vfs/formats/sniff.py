@@ -9,7 +9,7 @@ from __future__ import annotations
 import bz2
 import os
 import re
-import zipfile
+import struct
 import zlib
 
 HEAD_SIZE = 4096
@@ -146,11 +146,13 @@ def is_zarr_zip(path: str, head: bytes) -> bool:
     ``.datastack``). Reads the zip's central directory only."""
     if not head.startswith(b"PK\x03\x04"):
         return False
+    from vfs.formats import zipindex
+
     try:
-        with zipfile.ZipFile(path) as zf:
-            return any(name in zf.NameToInfo for name in ZARR_META)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        members = zipindex.index(path, os.stat(path))
+    except (OSError, ValueError, struct.error):
         return False
+    return any(name in members for name in ZARR_META)
 
 
 def is_zarr_folder(path: str) -> bool:

@@ -6,7 +6,7 @@ A zarr store is a mapping of keys (``a/b/.zarray``, ``a/b/c/0/0``) to bytes. Two
   ``DirectoryStore``, ``NestedDirectoryStore``). Symbolic links inside the store are not
   followed, so a key never leads outside it.
 * :class:`ZipKeys`: a zip file (zarr's ``ZipStore``, maxrf4u's ``.datastack``). The
-  central directory is read once, when the folder is first opened; after that a key
+  central directory is read once (:mod:`vfs.formats.zipindex`), when the folder is first opened; after that a key
   is read by its offset with ``pread``: one read of the 30-byte local header (once per
   member) and one of the member's bytes. Stored members are returned as they are;
   deflated members are inflated with zlib, bounded by the size the directory declares;
@@ -28,6 +28,8 @@ import zlib
 from collections.abc import Hashable
 
 from vfs.errors import Unreadable
+from vfs.formats import zipindex
+from vfs.formats.zipindex import Member
 
 META_NAMES = ("zarr.json", ".zarray", ".zgroup")
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
@@ -98,10 +100,9 @@ class ZipKeys:
     def __init__(self, path: str, st: os.stat_result) -> None:
         self.path = path
         self.key = ("zarr-zip", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        with zipfile.ZipFile(path) as zf:
-            self.members: dict[str, zipfile.ZipInfo] = {i.filename: i for i in zf.infolist()}
+        self.members = zipindex.index(path, st)
         self._tree: dict[str, list[str]] = {}
-        for name in self.members:
+        for name in self.members.names_ending(META_NAMES):
             pn = _parent_and_name(name)
             if pn is not None and pn[1]:
                 kids = self._tree.setdefault(pn[0], [])
@@ -116,15 +117,15 @@ class ZipKeys:
     def children(self, prefix: str) -> list[str]:
         return sorted(self._tree.get(prefix, []))
 
-    def _offset(self, fd: int, info: zipfile.ZipInfo) -> int:
-        off = self._data_offset.get(info.filename)
+    def _offset(self, fd: int, key: str, info: Member) -> int:
+        off = self._data_offset.get(key)
         if off is None:
             head = os.pread(fd, LOCAL_HEADER.size, info.header_offset)
             if len(head) != LOCAL_HEADER.size or head[:4] != LOCAL_MAGIC:
-                raise Unreadable(f"{self.path}: member {info.filename!r} has no local header")
+                raise Unreadable(f"{self.path}: member {key!r} has no local header")
             fields = LOCAL_HEADER.unpack(head)
             off = info.header_offset + LOCAL_HEADER.size + fields[9] + fields[10]
-            self._data_offset[info.filename] = off
+            self._data_offset[key] = off
         return off
 
     def get(self, key: str, limit: int) -> bytes | None:
@@ -132,36 +133,38 @@ class ZipKeys:
         if info is None:
             return None
         where = f"{self.path}: member {key!r}"
-        if info.file_size > limit or info.compress_size > max(limit, 1 << 16) * 2:
-            raise Unreadable(f"{where}: {info.file_size} bytes, more than the {limit} allowed")
-        if info.flag_bits & 0x1:
+        if info.size > limit or info.compressed > max(limit, 1 << 16) * 2:
+            raise Unreadable(f"{where}: {info.size} bytes, more than the {limit} allowed")
+        if info.flags & 0x1:
             raise Unreadable(f"{where}: encrypted")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            with self._lock, zipfile.ZipFile(self.path) as zf, zf.open(info) as fh:
-                return fh.read(info.file_size)
+        if info.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            with self._lock, zipfile.ZipFile(self.path) as zf, zf.open(key) as fh:
+                return fh.read(info.size + 1)[: limit + 1]
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            start = self._offset(fd, info)
-            data = os.pread(fd, info.compress_size, start)
+            start = self._offset(fd, key, info)
+            data = os.pread(fd, info.compressed, start)
         finally:
             os.close(fd)
-        if len(data) != info.compress_size:
+        if len(data) != info.compressed:
             raise Unreadable(f"{where}: the file ends before the member does (truncated?)")
-        if info.compress_type == zipfile.ZIP_DEFLATED:
+        if info.method == zipfile.ZIP_DEFLATED:
             dec = zlib.decompressobj(-15)
-            data = dec.decompress(data, info.file_size)
-            if len(data) != info.file_size or dec.unconsumed_tail:
-                raise Unreadable(f"{where}: inflated to {len(data)} bytes, the directory says {info.file_size}")
+            data = dec.decompress(data, info.size)
+            if len(data) != info.size or dec.unconsumed_tail:
+                raise Unreadable(f"{where}: inflated to {len(data)} bytes, the directory says {info.size}")
+        elif len(data) != info.size:
+            raise Unreadable(f"{where}: stored member of {len(data)} bytes, the directory says {info.size}")
         return data
 
     def stored_offset(self, key: str) -> int | None:
         """File offset of a stored (uncompressed) member's bytes, or None."""
         info = self.members.get(key)
-        if info is None or info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        if info is None or info.method != zipfile.ZIP_STORED or info.flags & 0x1:
             return None
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            return self._offset(fd, info)
+            return self._offset(fd, key, info)
         finally:
             os.close(fd)
 
