@@ -105,6 +105,11 @@ def test_real_and_synthetic_stores_match_zarr(tmp_path: Path) -> None:
         attrs = open_store(REAL / "zarr" / "signal1d_10x10-DirectoryStore.zspy")["Experiments/__unnamed__/axis-0"].attrs
         assert os.getxattr(axis, "user.scale").decode() == repr(attrs["scale"])
         assert f"size = {attrs['size']}\n" in (axis / ".attrs.txt").read_text()
+    # a store folder as SOURCE: the mount's root is the store
+    store = REAL / "zarr" / "signal1d_10x10-NestedDirectoryStore.zspy"
+    with mounted(store, tmp_path / "m2") as mnt:
+        assert sorted(os.listdir(mnt)) == [".attrs.txt", ".vfs-stats", "Experiments"]
+        assert check_store(store, mnt) == 1
 
 
 def test_datastack_matches_zarr_and_a_spectrum_reads_its_chunks(tmp_path: Path) -> None:

@@ -228,9 +228,9 @@ class MountRoot(Directory):
 
 
 def build_root(source: str, ctx: Context) -> MountRoot:
-    """The root node for SOURCE (a folder, or a single data file)."""
+    """The root node for SOURCE (a folder, or a single data file or store folder)."""
     st = os.stat(source)
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode) and folder_backend_for(source) is None:
         return MountRoot(SourceDirectory(source, st, ctx), ctx)
     node = node_for_path(source, st, ctx)
     if not isinstance(node, DataFolder):

@@ -32,7 +32,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,13 +40,15 @@ from vfs.arrays import ArraySource, ChunkedSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats.zarrkeys import FolderKeys, Keys, ZipKeys
-from vfs.formats.zarrmeta import ArrayMeta, parse_v2, parse_v3
 from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT
 from vfs.logutil import log_once
 from vfs.nodes import BytesFile, Directory, Entries, Node, make_ino
 from vfs.render.files import BrokenFile, add_array_files
 from vfs.render.values import attrs_text, value_bytes
 from vfs.selection import Index, chunk_slices
+
+if TYPE_CHECKING:  # numcodecs is imported when a store is first listed, not when sniffed
+    from vfs.formats.zarrmeta import ArrayMeta
 
 XATTR_PREFIX = "user."
 ROOT_ARRAY_NAME = "data"
@@ -139,6 +141,8 @@ class ZarrSource(ChunkedSource):
 
 def fallback_meta(store: ZarrStore, path: str) -> ArrayMeta:
     """Shape, dtype and chunks as the zarr library reports them (decoding through it)."""
+    from vfs.formats.zarrmeta import ArrayMeta
+
     arr = store.zarr_array(path)
     dtype = np.dtype(arr.dtype)
     return ArrayMeta(tuple(arr.shape), tuple(arr.chunks), dtype, None, lambda i: "", None)
@@ -211,6 +215,8 @@ class ZarrGroup(Directory):
         xattrs = (lambda: {XATTR_PREFIX + k: _attr_bytes(v) for k, v in attrs.items()}) if attrs else None
         if attrs:
             entries.add(f".{name}.attrs.txt", BytesFile(make_ino(ino, "attrs"), mtime, attrs_text(_attrs_for_text(attrs))))
+        from vfs.formats.zarrmeta import parse_v2, parse_v3
+
         meta = parse_v3(meta_json) if meta_json.get("zarr_format") == 3 else parse_v2(meta_json)
         source = ZarrSource(store, path, meta if meta is not None else fallback_meta(store, path), attrs)
         if source.dtype.kind == "O":
