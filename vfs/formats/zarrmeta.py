@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,24 @@ class ArrayMeta:
     chunk_key: Callable[[Index], str]
     decoder: Decoder | None  # None: read through the zarr library
     refused: str | None = None  # why the data cannot be served (listed, EIO on read)
+
+
+def bounded_decode(codec: Any, raw: Any, size: int | None) -> Any:
+    """``codec.decode(raw)`` that never produces more than ``size`` bytes (the chunk's
+    exact size when known, else ``MAX_CHUNK_BYTES``), so a small chunk that claims to
+    inflate to gigabytes is refused before it is allocated (zlib/gzip are inflated here
+    with a bound; blosc, zstd and lz4 check their declared size against ``out``)."""
+    cid = getattr(codec, "codec_id", "")
+    limit = size if size is not None else MAX_CHUNK_BYTES
+    if cid in ("zlib", "gzip"):
+        dec = zlib.decompressobj(47)  # zlib or gzip header, detected
+        out = dec.decompress(bytes(raw), limit + 1)
+        if len(out) > limit or dec.unconsumed_tail:
+            raise Unreadable(f"a chunk inflates to more than the {limit} bytes it may hold")
+        return out
+    if cid in ("blosc", "zstd", "lz4") and size is not None:
+        return codec.decode(raw, out=np.empty(size, np.uint8))
+    return codec.decode(raw)
 
 
 def _ints(value: Any, what: str) -> Index:
@@ -117,8 +136,10 @@ def parse_v2(meta: dict[str, Any]) -> ArrayMeta:
     compressor = numcodecs.get_codec(meta["compressor"]) if meta.get("compressor") and not refused else None
     filters = [numcodecs.get_codec(f) for f in meta.get("filters") or []] if not refused else []
 
+    exact = math.prod(chunks) * dtype.itemsize if not filters and dtype.kind != "O" else None
+
     def decode(raw: bytes) -> np.ndarray:
-        buf: Any = compressor.decode(raw) if compressor is not None else raw
+        buf: Any = bounded_decode(compressor, raw, exact) if compressor is not None else raw
         for f in reversed(filters):
             buf = f.decode(buf)
         return _shaped(buf, dtype, chunks, order)
@@ -185,10 +206,12 @@ def parse_v3(meta: dict[str, Any]) -> ArrayMeta | None:
     for order in transposes:
         stored = [stored[i] for i in order]
 
+    exact = math.prod(chunks) * dtype.itemsize if dtype.kind != "O" else None
+
     def decode(raw: bytes) -> np.ndarray:
         buf: Any = raw
-        for codec in reversed(byte_codecs):
-            buf = bytes(buf)[:-4] if codec is None else codec.decode(buf)
+        for k, codec in reversed(list(enumerate(byte_codecs))):
+            buf = bytes(buf)[:-4] if codec is None else bounded_decode(codec, buf, exact if k == 0 else None)
         if file_dtype.kind == "O":
             arr = _shaped(vlen.decode(buf), file_dtype, tuple(stored), "C")
         else:
