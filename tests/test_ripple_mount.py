@@ -81,11 +81,16 @@ def test_rpl_without_raw_or_too_small_raw_stays_plain(tmp_path: Path) -> None:
     (src / "alone.rpl").write_text(header)
     (src / "short.rpl").write_text(header)
     (src / "short.raw").write_bytes(bytes(4 * 3 * 5 * 2 - 1))  # one byte short
+    outside = tmp_path / "outside.raw"  # a .raw that is a link out of the mounted folder
+    outside.write_bytes(bytes(120))
+    (src / "escape.rpl").write_text(header)
+    (src / "escape.raw").symlink_to(outside)
     (src / "good.rpl").write_text(header)
     (src / "good.raw").write_bytes(np.arange(60, dtype="<u2").tobytes())
     with mounted(src, tmp_path / "m") as mnt:
         assert (mnt / "alone.rpl").is_file() and (mnt / "alone.rpl").read_text() == header
         assert (mnt / "short.rpl").is_file() and (mnt / "short.rpl").read_text() == header
+        assert (mnt / "escape.rpl").is_file() and (mnt / "escape.rpl").read_text() == header
         assert (mnt / "good.rpl").is_dir()
         np.testing.assert_array_equal(np.load(mnt / "good.rpl" / "data.npy"), np.arange(60).reshape(3, 4, 5))
         assert not (mnt / "good.rpl" / "axes").exists()  # no axis keys in the header

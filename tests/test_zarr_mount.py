@@ -225,7 +225,7 @@ def test_written_stores_match_zarr(tmp_path: Path) -> None:
         assert "fortran.npy" in os.listdir(mnt / "v2.zarr")
 
 
-def test_pickle_codec_is_never_decoded(tmp_path: Path) -> None:
+def test_pickle_codec_and_links_out_of_the_store_are_refused(tmp_path: Path) -> None:
     numcodecs = require_module("numcodecs")
     import json
 
@@ -236,7 +236,20 @@ def test_pickle_codec_is_never_decoded(tmp_path: Path) -> None:
         "zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "|O", "compressor": None,
         "fill_value": 0, "filters": [{"id": "pickle"}], "order": "C"}))
     (store / "a" / "0").write_bytes(numcodecs.Pickle().encode(np.array(["x", "y"], dtype=object)))
+    # a nested chunk folder that is a link out of the store: EIO, not the outside bytes
+    zarr = require_module("zarr")
+    esc = zarr.open_group(str(tmp_path / "src" / "escape.zarr"), mode="w", zarr_format=2)
+    esc.create_array("b", shape=(4, 4), chunks=(2, 2), dtype="<f8", compressors=None,
+                     chunk_key_encoding={"name": "v2", "separator": "/"})[...] = 1.0
+    outside = tmp_path / "outside"
+    (outside / "0").mkdir(parents=True)
+    (outside / "0" / "0").write_bytes(np.full((2, 2), 5.0).tobytes())
+    os.rename(tmp_path / "src" / "escape.zarr" / "b" / "0", tmp_path / "moved")
+    (tmp_path / "src" / "escape.zarr" / "b" / "0").symlink_to(outside / "0")
     with mounted(tmp_path / "src", tmp_path / "m") as mnt:
+        with pytest.raises(OSError) as err:
+            (mnt / "escape.zarr" / "b.npy").read_bytes()
+        assert err.value.errno == errno.EIO
         assert os.listdir(mnt / "evil.zarr") == ["a.txt"]
         with pytest.raises(OSError) as err:
             (mnt / "evil.zarr" / "a.txt").read_bytes()

@@ -115,11 +115,14 @@ def read_header(path: str) -> tuple[bytes, dict[str, str]]:
     return raw, parse_header(raw.decode("latin-1"))
 
 
-def checked_layout(path: str) -> tuple[str, bytes, dict[str, str], tuple[int, ...], np.dtype[Any], int, list[str]]:
-    """Header, layout and ``.raw`` path of ``path``; raises when they do not fit the ``.raw``."""
+def checked_layout(path: str, ctx: Context) -> tuple[str, bytes, dict[str, str], tuple[int, ...], np.dtype[Any], int, list[str]]:
+    """Header, layout and ``.raw`` path of ``path``; raises when they do not fit the ``.raw``
+    (or when the ``.raw`` is a symbolic link leading out of the mounted tree)."""
     raw = raw_path(path)
     if raw is None:
         raise Unreadable(f"{path}: no .raw beside it")
+    if not ctx.inside(raw):
+        raise Unreadable(f"{raw}: leads out of the mounted folder")
     text, info = read_header(path)
     shape, dtype, offset, names = layout(info)
     size = os.stat(raw).st_size
@@ -146,11 +149,11 @@ def _axis(info: Mapping[str, str], dim: str, size: int) -> tuple[str, np.ndarray
 
 def probe(path: str, ctx: Context) -> None:
     """Raise unless the header parses and its cube fits in the ``.raw``."""
-    checked_layout(path)
+    checked_layout(path, ctx)
 
 
 def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Directory:
-    raw, text, info, shape, dtype, offset, names = checked_layout(path)
+    raw, text, info, shape, dtype, offset, names = checked_layout(path, ctx)
     mtime = st.st_mtime_ns
     fid = ("rpl", st.st_dev, st.st_ino)
     label = f"{path} ({os.path.basename(raw)})"

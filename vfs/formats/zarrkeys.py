@@ -50,6 +50,7 @@ class FolderKeys:
 
     def __init__(self, root: str, st: os.stat_result) -> None:
         self.root = root
+        self.real_root = os.path.realpath(root)
         self.key: Hashable = ("zarr-dir", st.st_dev, st.st_ino, st.st_mtime_ns)
 
     def _path(self, key: str) -> str:
@@ -60,6 +61,10 @@ class FolderKeys:
 
     def get(self, key: str, limit: int) -> bytes | None:
         path = self._path(key)
+        if "/" in key and not os.path.realpath(path).startswith(self.real_root + os.sep):
+            if not os.path.lexists(path):
+                return None
+            raise Unreadable(f"{path}: a symbolic link inside the store leads out of it")
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
