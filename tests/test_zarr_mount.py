@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import REAL
 from tests.mounting import mounted, require_module
@@ -254,3 +256,61 @@ def test_pickle_codec_and_links_out_of_the_store_are_refused(tmp_path: Path) -> 
         with pytest.raises(OSError) as err:
             (mnt / "evil.zarr" / "a.txt").read_bytes()
         assert err.value.errno == errno.EIO
+
+
+ZARR_DTYPES = ["uint8", "int16", "<u4", ">i8", "float32", ">f8", "bool", "complex64"]
+
+
+@st.composite
+def zarr_case(draw: st.DrawFn) -> dict:
+    rank = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 9), min_size=rank, max_size=rank)))
+    chunks = tuple(draw(st.integers(1, n + 2)) for n in shape)
+    return {"shape": shape, "chunks": chunks, "dtype": draw(st.sampled_from(ZARR_DTYPES)),
+            "format": draw(st.sampled_from([2, 3])), "codec": draw(st.sampled_from(["none", "zstd", "blosc", "gzip"])),
+            "fill": draw(st.booleans()), "seed": draw(st.integers(0, 1000))}
+
+
+def write_case(zarr, numcodecs, group, name: str, case: dict) -> None:
+    v3 = {"none": None, "zstd": zarr.codecs.ZstdCodec(), "blosc": zarr.codecs.BloscCodec(), "gzip": zarr.codecs.GzipCodec()}
+    v2 = {"none": None, "zstd": numcodecs.Zstd(), "blosc": numcodecs.Blosc(), "gzip": numcodecs.GZip()}
+    codec = (v3 if case["format"] == 3 else v2)[case["codec"]]
+    dtype = np.dtype(case["dtype"])
+    kwargs = {}
+    if case["format"] == 3 and dtype.byteorder == ">":
+        kwargs["serializer"] = zarr.codecs.BytesCodec(endian="big")
+    arr = group.create_array(name, shape=case["shape"], chunks=case["chunks"], dtype=dtype.newbyteorder("="),
+                             compressors=codec, fill_value=1 if case["fill"] else None, **kwargs)
+    rng = np.random.default_rng(case["seed"])
+    data = rng.integers(0, 100, case["shape"]).astype(dtype)
+    if dtype.kind == "c":
+        data = data + 1j * rng.normal(size=case["shape"]).astype(dtype)
+    if case["fill"]:  # leave the last chunk along the first axis unwritten
+        cut = (case["shape"][0] - 1) // case["chunks"][0] * case["chunks"][0]
+        if cut:
+            arr[:cut] = data[:cut]
+    else:
+        arr[...] = data
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cases=st.lists(zarr_case(), min_size=1, max_size=8))
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_random_arrays_match_zarr(tmp_path_factory: pytest.TempPathFactory, cases: list[dict]) -> None:
+    """Random dtype, shape, chunks (edge chunks included), codec, format and unwritten
+    chunks, in a zip store and a folder store, against zarr's own reading."""
+    zarr = require_module("zarr")
+    numcodecs = require_module("numcodecs")
+    base = tmp_path_factory.mktemp("zarrprop")
+    src = base / "src"
+    src.mkdir()
+    for fmt in (2, 3):
+        folder = zarr.open_group(str(src / f"f{fmt}.zarr"), mode="w", zarr_format=fmt)
+        with zarr.storage.ZipStore(str(src / f"z{fmt}.zip"), mode="w") as store:
+            zipped = zarr.group(store=store, zarr_format=fmt)
+            for k, case in enumerate(c for c in cases if c["format"] == fmt):
+                write_case(zarr, numcodecs, folder, f"a{k}", case)
+                write_case(zarr, numcodecs, zipped, f"a{k}", case)
+    with mounted(src, base / "m") as mnt:
+        for name in sorted(os.listdir(src)):
+            assert check_store(src / name, mnt / name) == len(array_keys(src / name)), name
