@@ -314,3 +314,27 @@ def test_random_arrays_match_zarr(tmp_path_factory: pytest.TempPathFactory, case
     with mounted(src, base / "m") as mnt:
         for name in sorted(os.listdir(src)):
             assert check_store(src / name, mnt / name) == len(array_keys(src / name)), name
+
+
+def test_group_view_for_conventions_matches_zarr(tmp_path: Path) -> None:
+    """The interface conventions use (as for HDF5 groups), on HyperSpy's zspy, against zarr."""
+    from vfs.context import Context
+    from vfs.formats.zarrstore import ZarrStore, ZarrView
+
+    path = REAL / "zarr" / "signal1d_10x10-ZipStore.zspy"
+    if not path.exists():
+        pytest.skip("no shared zarr data")
+    ref = open_store(path)["Experiments/__unnamed__"]
+    view = ZarrView(ZarrStore(str(path), path.stat(), Context(root=str(tmp_path))), "Experiments/__unnamed__")
+    assert view.path == "/Experiments/__unnamed__"
+    assert view.members() == sorted(ref.keys())
+    assert view.groups() == sorted(name for name, _ in ref.groups())
+    assert view.shape("data") == ref["data"].shape and view.shape("axis-0") is None
+    source = view.array("data")
+    assert source is not None
+    np.testing.assert_array_equal(source.read_all(), ref["data"][...])
+    axis = view.group("axis-0")
+    assert axis is not None and axis.path == "/Experiments/__unnamed__/axis-0"
+    assert dict(axis.attrs()) == dict(ref["axis-0"].attrs)
+    assert dict(view.member_attrs("axis-1")) == dict(ref["axis-1"].attrs)
+    assert view.group("data") is None and view.array("axis-0") is None

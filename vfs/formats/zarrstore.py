@@ -21,9 +21,12 @@ library, read-only, still chunk by chunk. Listing reads only metadata. Object ar
 ``MAX_TEXT``); a ``pickle`` codec is never decoded: EIO.
 
 Other code may add entries to every zarr group (conventions such as HyperSpy axes):
-append a function ``hook(group, entries)`` to :data:`GROUP_HOOKS`; it sees the group's
-``attrs``, its ``arrays`` (name -> :class:`~vfs.arrays.ArraySource`) and ``groups``
-(name -> :class:`ZarrGroup`), as built by :meth:`ZarrGroup.load`.
+append a function ``hook(group, entries)`` to :data:`GROUP_HOOKS`; it is called after
+the group's own members were added, and sees the group's ``attrs``, its ``arrays``
+(name -> :class:`~vfs.arrays.ArraySource`) and ``groups`` (name -> :class:`ZarrGroup`);
+``ZarrView.of(group)`` gives the same group through the small interface the HDF5 tree
+hands to conventions (``path``, ``attrs()``, ``members()``, ``member_attrs()``,
+``shape()``, ``array()``, ``group()``, ``groups()``).
 """
 
 from __future__ import annotations
@@ -215,15 +218,86 @@ class ZarrGroup(Directory):
         xattrs = (lambda: {XATTR_PREFIX + k: _attr_bytes(v) for k, v in attrs.items()}) if attrs else None
         if attrs:
             entries.add(f".{name}.attrs.txt", BytesFile(make_ino(ino, "attrs"), mtime, attrs_text(_attrs_for_text(attrs))))
-        from vfs.formats.zarrmeta import parse_v2, parse_v3
-
-        meta = parse_v3(meta_json) if meta_json.get("zarr_format") == 3 else parse_v2(meta_json)
-        source = ZarrSource(store, path, meta if meta is not None else fallback_meta(store, path), attrs)
+        source = make_source(store, path, meta_json, attrs)
         if source.dtype.kind == "O":
             entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), mtime, lambda: object_text(source), xattrs))
             return
         self.arrays[name] = source
         add_array_files(entries, name, source, (ino,), mtime, xattrs)
+
+
+def _as_h5_value(value: Any) -> Any:
+    """A JSON attribute as h5py would give it: lists of numbers or strings as arrays."""
+    if isinstance(value, list) and value and all(isinstance(v, (int, float, str)) for v in value):
+        kinds = {type(v) for v in value}
+        if str not in kinds or kinds == {str}:
+            return np.asarray(value)
+    return value
+
+
+class ZarrView:
+    """One zarr group through the small interface the HDF5 tree gives conventions
+    (``path``, ``attrs``, ``members``, ``member_attrs``, ``shape``, ``array``, ``group``,
+    ``groups``): what a NeXus, HyperSpy or PyMca rule needs, with attributes as h5py
+    would return them. Reads metadata only."""
+
+    def __init__(self, store: ZarrStore, group_path: str, attrs: Mapping[str, Any] | None = None) -> None:
+        self.store = store
+        self.group_path = group_path
+        self.path = "/" + group_path
+        self._attrs = attrs
+
+    @classmethod
+    def of(cls, group: ZarrGroup) -> ZarrView:
+        return cls(group.store, group.group_path, group.attrs)
+
+    def _node(self, name: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        try:
+            return self.store.node(_join(self.group_path, name))
+        except Exception:
+            return None
+
+    def attrs(self) -> Mapping[str, Any]:
+        if self._attrs is None:
+            self._attrs = self.store.node(self.group_path)[2]
+        return {k: _as_h5_value(v) for k, v in self._attrs.items()}
+
+    def members(self) -> list[str]:
+        return self.store.keys.children(self.group_path)
+
+    def member_attrs(self, name: str) -> Mapping[str, Any]:
+        node = self._node(name)
+        return {k: _as_h5_value(v) for k, v in node[2].items()} if node else {}
+
+    def shape(self, name: str) -> tuple[int, ...] | None:
+        source = self.array(name)
+        return source.shape if source is not None else None
+
+    def array(self, name: str) -> ArraySource | None:
+        node = self._node(name)
+        if node is None or node[0] != "array":
+            return None
+        path = _join(self.group_path, name)
+        try:
+            source = make_source(self.store, path, node[1], node[2])
+        except Exception:
+            return None
+        return source if source.dtype.kind != "O" else None
+
+    def groups(self) -> list[str]:
+        return [n for n in self.members() if (node := self._node(n)) is not None and node[0] == "group"]
+
+    def group(self, name: str) -> ZarrView | None:
+        node = self._node(name)
+        return ZarrView(self.store, _join(self.group_path, name), node[2]) if node and node[0] == "group" else None
+
+
+def make_source(store: ZarrStore, path: str, meta_json: dict[str, Any], attrs: Mapping[str, Any]) -> ZarrSource:
+    """The array source of the array at ``path`` from its metadata document."""
+    from vfs.formats.zarrmeta import parse_v2, parse_v3
+
+    meta = parse_v3(meta_json) if meta_json.get("zarr_format") == 3 else parse_v2(meta_json)
+    return ZarrSource(store, path, meta if meta is not None else fallback_meta(store, path), attrs)
 
 
 class RootArray(Directory):
