@@ -123,7 +123,8 @@ def test_datastack_matches_zarr_and_a_spectrum_reads_its_chunks(tmp_path: Path) 
     with mounted(SYNTHETIC, tmp_path / "m") as mnt:
         view = mnt / datastack.name
         expected = [f"maxrf_{n}.{s}" for n in ("maxspectrum", "sumspectrum") for s in ("npy", "txt")]
-        assert sorted(os.listdir(view)) == sorted(expected + ["maxrf_cube.edf", "maxrf_cube.npy", "maxrf_cube.txt"])
+        cube_files = ["maxrf_cube.edf", "maxrf_cube.npy", "maxrf_cube.png", "maxrf_cube.txt"]
+        assert sorted(os.listdir(view)) == sorted(expected + cube_files)
         cube = open_store(datastack)["maxrf_cube"]
         shape, chunks = cube.shape, cube.chunks
         arr = np.load(view / "maxrf_cube.npy", mmap_mode="r")
@@ -144,6 +145,8 @@ def test_datastack_matches_zarr_and_a_spectrum_reads_its_chunks(tmp_path: Path) 
         assert loads < int(np.prod([s // c for s, c in zip(shape, chunks)])) // 4
         del arr
         assert check_store(datastack, view) == 3
+        image = require_module("PIL.Image").open(view / "maxrf_cube.png")  # drawn after: it reads the cube
+        assert image.size == (64, 48)  # the map of summed counts, width x height
 
 
 def write_stores(src: Path) -> None:
