@@ -20,13 +20,11 @@ library, read-only, still chunk by chunk. Listing reads only metadata. Object ar
 (strings, ragged ``vlen-array``) get ``name.txt`` (whole array, bounded by
 ``MAX_TEXT``); a ``pickle`` codec is never decoded: EIO.
 
-Other code may add entries to every zarr group (conventions such as HyperSpy axes):
-append a function ``hook(group, entries)`` to :data:`GROUP_HOOKS`; it is called after
-the group's own members were added, and sees the group's ``attrs``, its ``arrays``
-(name -> :class:`~vfs.arrays.ArraySource`) and ``groups`` (name -> :class:`ZarrGroup`);
-``ZarrView.of(group)`` gives the same group through the small interface the HDF5 tree
-hands to conventions (``path``, ``attrs()``, ``members()``, ``member_attrs()``,
-``shape()``, ``array()``, ``group()``, ``groups()``).
+Conventions (:mod:`vfs.formats.conventions`: HyperSpy axes in ``.zspy`` stores, NeXus
+default plots, PyMca energy axes) are added to every group after its own members, as
+for HDF5 groups: :class:`ZarrView` presents a group through the same small interface
+(``path``, ``attrs()``, ``members()``, ``member_attrs()``, ``shape()``, ``array()``,
+``group()``, ``groups()``; attributes as h5py would return them).
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +40,7 @@ import numpy as np
 from vfs.arrays import ArraySource, ChunkedSource
 from vfs.context import Context
 from vfs.errors import Unreadable
+from vfs.formats.conventions import add_conventions
 from vfs.formats.zarrkeys import FolderKeys, Keys, ZipKeys
 from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT
 from vfs.logutil import log_once
@@ -55,8 +54,6 @@ if TYPE_CHECKING:  # numcodecs is imported when a store is first listed, not whe
 
 XATTR_PREFIX = "user."
 ROOT_ARRAY_NAME = "data"
-#: functions called as ``hook(group, entries)`` after a group's own members are added
-GROUP_HOOKS: list[Callable[["ZarrGroup", Entries], None]] = []
 
 
 def _join(prefix: str, name: str) -> str:
@@ -207,8 +204,8 @@ class ZarrGroup(Directory):
                 reason = f"{self.store.path}:/{path}: cannot be opened: {type(exc).__name__}: {exc}"
                 log_once(reason, reason)
                 entries.add(name, BrokenFile(make_ino(*fid, path), self.store.mtime_ns, reason))
-        for hook in GROUP_HOOKS:
-            hook(self, entries)
+        add_conventions(entries, ZarrView.of(self), (*fid, self.group_path, "conv"), self.store.mtime_ns,
+                        self.store.ctx.cache)
         return entries
 
     def _add_array(self, entries: Entries, name: str, path: str, meta_json: dict[str, Any],
