@@ -181,8 +181,6 @@ class ZarrGroup(Directory):
         self.store = store
         self.group_path = path
         self.attrs = attrs
-        self.arrays: dict[str, ArraySource] = {}
-        self.groups: dict[str, ZarrGroup] = {}
 
     def load(self) -> Mapping[str, Node]:
         entries = Entries()
@@ -195,9 +193,7 @@ class ZarrGroup(Directory):
             try:
                 kind, meta, attrs = self.store.node(path)
                 if kind == "group":
-                    group = ZarrGroup(self.store, path, make_ino(*fid, path), attrs)
-                    self.groups[name] = group
-                    entries.add(name, group)
+                    entries.add(name, ZarrGroup(self.store, path, make_ino(*fid, path), attrs))
                 else:
                     self._add_array(entries, name, path, meta, attrs)
             except Exception as exc:
@@ -219,7 +215,6 @@ class ZarrGroup(Directory):
         if source.dtype.kind == "O":
             entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), mtime, lambda: object_text(source), xattrs))
             return
-        self.arrays[name] = source
         add_array_files(entries, name, source, (ino,), mtime, xattrs)
 
 
