@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REAL
-from tests.mounting import mounted, require_module
+from tests.mounting import mounted, require_module, stats
 
 pytestmark = pytest.mark.mount
 SYNTHETIC = REAL.parent / "synthetic" / "maxrf"
@@ -135,6 +135,9 @@ def test_datastack_matches_zarr_and_a_spectrum_reads_its_chunks(tmp_path: Path) 
         expected = [f"maxrf_{n}.{s}" for n in ("maxspectrum", "sumspectrum") for s in ("npy", "txt")]
         cube_files = ["maxrf_cube.edf", "maxrf_cube.npy", "maxrf_cube.png", "maxrf_cube.txt"]
         assert sorted(os.listdir(view)) == sorted(expected + cube_files)
+        sizes = {name: (view / name).stat().st_size for name in os.listdir(view)}  # ls -l
+        assert sizes["maxrf_cube.npy"] == 128 + 48 * 64 * 1024 * 4
+        assert stats(mnt)["chunk_loads"] == {}  # sizes are arithmetic: no chunk was read
         cube = open_store(datastack)["maxrf_cube"]
         shape, chunks = cube.shape, cube.chunks
         arr = np.load(view / "maxrf_cube.npy", mmap_mode="r")
