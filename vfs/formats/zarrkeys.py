@@ -162,10 +162,22 @@ class ZipKeys:
             raise Unreadable(f"{where}: stored member of {len(data)} bytes, the directory says {info.size}")
         return data
 
-    def stored_offset(self, key: str) -> int | None:
-        """File offset of a stored (uncompressed) member's bytes, or None."""
+    def all_stored(self, prefix: str, size: int) -> bool:
+        """Whether every member under ``prefix`` other than metadata is stored as it is
+        (not compressed by zip, not encrypted) and holds exactly ``size`` bytes: then
+        its bytes can be served straight from the zip file by offset."""
+        for name in self.members.names_under(prefix):
+            if name.rpartition("/")[2] in META_NAMES + (".zattrs",):
+                continue
+            info = self.members.get(name)
+            if info is None or info.method != zipfile.ZIP_STORED or info.flags & 0x1 or info.size != size:
+                return False
+        return True
+
+    def data_offset(self, key: str) -> int | None:
+        """File offset of a member's bytes (None when there is no such member)."""
         info = self.members.get(key)
-        if info is None or info.method != zipfile.ZIP_STORED or info.flags & 0x1:
+        if info is None:
             return None
         fd = os.open(self.path, os.O_RDONLY)
         try:

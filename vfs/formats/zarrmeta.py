@@ -48,6 +48,7 @@ class ArrayMeta:
     chunk_key: Callable[[Index], str]
     decoder: Decoder | None  # None: read through the zarr library
     refused: str | None = None  # why the data cannot be served (listed, EIO on read)
+    raw: bool = False  # a stored chunk is the chunk's C-order bytes as they are (no codec)
 
 
 def bounded_decode(codec: Any, raw: Any, size: int | None) -> Any:
@@ -147,7 +148,8 @@ def parse_v2(meta: dict[str, Any]) -> ArrayMeta:
     def key(index: Index) -> str:
         return sep.join(str(i) for i in index) if index else "0"
 
-    return ArrayMeta(shape, chunks, dtype, _fill(meta.get("fill_value"), dtype), key, decode, refused)
+    raw = compressor is None and not filters and order == "C" and dtype.kind != "O" and not refused
+    return ArrayMeta(shape, chunks, dtype, _fill(meta.get("fill_value"), dtype), key, decode, refused, raw)
 
 
 def _v3_dtype(name: Any) -> np.dtype[Any] | None:
@@ -220,4 +222,5 @@ def parse_v3(meta: dict[str, Any]) -> ArrayMeta | None:
             arr = arr.transpose(np.argsort(order))
         return np.ascontiguousarray(arr)
 
-    return ArrayMeta(shape, chunks, file_dtype, _fill(meta.get("fill_value"), file_dtype), key, decode)
+    raw = not transposes and not byte_codecs and file_dtype.kind != "O"
+    return ArrayMeta(shape, chunks, file_dtype, _fill(meta.get("fill_value"), file_dtype), key, decode, None, raw)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vfs.arrays import ArraySource, ChunkedSource
+from vfs.arrays import ArraySource, ChunkedSource, RawSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats.conventions import add_conventions
@@ -148,7 +148,7 @@ def fallback_meta(store: ZarrStore, path: str) -> ArrayMeta:
     return ArrayMeta(tuple(arr.shape), tuple(arr.chunks), dtype, None, lambda i: "", None)
 
 
-def object_text(source: ZarrSource) -> bytes:
+def object_text(source: ArraySource) -> bytes:
     """An object array as text, one element a line (newlines inside values -> spaces)."""
     if source.size > MAX_TEXT // 2:
         raise Unreadable(f"{source.label}: {source.size} objects, too many to show as text")
@@ -284,12 +284,24 @@ class ZarrView:
         return ZarrView(self.store, _join(self.group_path, name), node[2]) if node and node[0] == "group" else None
 
 
-def make_source(store: ZarrStore, path: str, meta_json: dict[str, Any], attrs: Mapping[str, Any]) -> ZarrSource:
-    """The array source of the array at ``path`` from its metadata document."""
+def make_source(store: ZarrStore, path: str, meta_json: dict[str, Any], attrs: Mapping[str, Any]) -> ArraySource:
+    """The array source of the array at ``path`` from its metadata document: chunks
+    without any codec in a zip whose members are all stored are served by ``pread``
+    from the zip (:class:`~vfs.arrays.RawSource`, nothing decoded or cached), everything
+    else is decoded a chunk at a time (:class:`ZarrSource`)."""
     from vfs.formats.zarrmeta import parse_v2, parse_v3
 
     meta = parse_v3(meta_json) if meta_json.get("zarr_format") == 3 else parse_v2(meta_json)
-    return ZarrSource(store, path, meta if meta is not None else fallback_meta(store, path), attrs)
+    if meta is None:
+        return ZarrSource(store, path, fallback_meta(store, path), attrs)
+    keys = store.keys
+    nbytes = int(np.prod(meta.chunks)) * meta.dtype.itemsize
+    if meta.raw and isinstance(keys, ZipKeys) and keys.all_stored(_join(path, ""), nbytes):
+        def chunk_offset(index: Index) -> int | None:
+            return keys.data_offset(_join(path, meta.chunk_key(index)))
+        return RawSource(store.path, meta.shape, meta.dtype, meta.chunks, f"{store.path}:/{path}", chunk_offset,
+                         meta.fill, attrs)
+    return ZarrSource(store, path, meta, attrs)
 
 
 class RootArray(Directory):

@@ -114,6 +114,11 @@ class ZipIndex:
         ends = tuple(x.encode() for x in suffixes)
         return [n.decode("utf-8", "surrogateescape") for n in self.positions if n.endswith(ends)]
 
+    def names_under(self, prefix: str) -> list[str]:
+        """The member names that start with ``prefix`` (one pass over the names)."""
+        start = prefix.encode("utf-8", "surrogateescape")
+        return [n.decode("utf-8", "surrogateescape") for n in self.positions if n.startswith(start)]
+
     def get(self, name: str) -> Member | None:
         pos = self.positions.get(name.encode("utf-8", "surrogateescape"))
         if pos is None:
