@@ -99,7 +99,9 @@ def test_rpl_without_raw_or_too_small_raw_stays_plain(tmp_path: Path) -> None:
 def test_raw_cut_after_listing_gives_eio(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copy(SYNTHETIC / "synthetic_scan.rpl", src) if SYNTHETIC.is_dir() else pytest.skip("no synthetic data")
+    if not SYNTHETIC.is_dir():
+        pytest.skip("no synthetic data")
+    shutil.copy(SYNTHETIC / "synthetic_scan.rpl", src)
     shutil.copy(SYNTHETIC / "synthetic_scan.raw", src)
     with mounted(src, tmp_path / "m") as mnt:
         npy = mnt / "synthetic_scan.rpl" / "data.npy"
