@@ -262,8 +262,11 @@ class ZarrView:
         return {k: _as_h5_value(v) for k, v in node[2].items()} if node else {}
 
     def shape(self, name: str) -> tuple[int, ...] | None:
-        source = self.array(name)
-        return source.shape if source is not None else None
+        node = self._node(name)
+        shape = node[1].get("shape") if node is not None and node[0] == "array" else None
+        if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            return None
+        return tuple(shape)
 
     def array(self, name: str) -> ArraySource | None:
         node = self._node(name)
