@@ -48,7 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.mounting import mounted  # noqa: E402
+from vfs.harness import mounted  # noqa: E402
 
 CHANNELS = 2048
 CHUNKS = (32, 32, 512)

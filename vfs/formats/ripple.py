@@ -30,9 +30,10 @@ import numpy as np
 from vfs.arrays import MemorySource, RawSource
 from vfs.context import Context
 from vfs.errors import Unreadable
-from vfs.formats.imagetree import file_name, header_xattrs
+from vfs.formats.imagemeta import header_xattrs
 from vfs.formats.sniff import ripple_raw_path as raw_path
 from vfs.limits import MAX_ELEMENTS, MAX_HEADER, check_count, check_shape
+from vfs.naming import safe_name
 from vfs.nodes import BytesFile, Directory, Entries, Node, make_ino
 from vfs.render.files import add_array_files
 
@@ -144,7 +145,7 @@ def _axis(info: Mapping[str, str], dim: str, size: int) -> tuple[str, np.ndarray
         return None
     values = origin + scale * np.arange(size, dtype=np.float64)
     xattrs = {f"user.{k}": v.encode("latin-1") for k, v in keys.items()}
-    return file_name(keys.get("name") or dim), values, xattrs
+    return safe_name(keys.get("name") or dim, dim), values, xattrs
 
 
 def probe(path: str, ctx: Context) -> None:

@@ -44,6 +44,7 @@ from vfs.formats.conventions import add_conventions
 from vfs.formats.zarrkeys import FolderKeys, Keys, ZipKeys
 from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT
 from vfs.logutil import log_once
+from vfs.naming import safe_name
 from vfs.nodes import BytesFile, Directory, Entries, Node, make_ino
 from vfs.render.files import BrokenFile, add_array_files
 from vfs.render.values import attrs_text, value_bytes
@@ -193,13 +194,13 @@ class ZarrGroup(Directory):
             try:
                 kind, meta, attrs = self.store.node(path)
                 if kind == "group":
-                    entries.add(name, ZarrGroup(self.store, path, make_ino(*fid, path), attrs))
+                    entries.add(safe_name(name), ZarrGroup(self.store, path, make_ino(*fid, path), attrs))
                 else:
-                    self._add_array(entries, name, path, meta, attrs)
+                    self._add_array(entries, safe_name(name), path, meta, attrs)
             except Exception as exc:
                 reason = f"{self.store.path}:/{path}: cannot be opened: {type(exc).__name__}: {exc}"
                 log_once(reason, reason)
-                entries.add(name, BrokenFile(make_ino(*fid, path), self.store.mtime_ns, reason))
+                entries.add(safe_name(name), BrokenFile(make_ino(*fid, path), self.store.mtime_ns, reason))
         add_conventions(entries, ZarrView.of(self), (*fid, self.group_path, "conv"), self.store.mtime_ns,
                         self.store.ctx.cache)
         return entries
