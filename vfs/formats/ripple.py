@@ -32,6 +32,7 @@ from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats.imagemeta import header_xattrs
 from vfs.formats.sniff import ripple_raw_path as raw_path
+from vfs.identity import SourceIdentity
 from vfs.limits import MAX_ELEMENTS, MAX_HEADER, check_count, check_shape
 from vfs.naming import safe_name
 from vfs.nodes import BytesFile, Directory, Entries, Node, make_ino
@@ -158,7 +159,8 @@ def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Direct
     mtime = st.st_mtime_ns
     fid = ("rpl", st.st_dev, st.st_ino)
     label = f"{path} ({os.path.basename(raw)})"
-    source = RawSource(raw, shape, dtype, shape, label, lambda index: offset)
+    source = RawSource(raw, shape, dtype, shape, label, lambda index: offset,
+                       identity=SourceIdentity.of(os.stat(raw)))  # a replaced .raw: EIO, not other bytes
 
     def load() -> Mapping[str, Node]:
         entries = Entries()

@@ -30,6 +30,7 @@ from collections.abc import Hashable
 from vfs.errors import Unreadable
 from vfs.formats import zipindex
 from vfs.formats.zipindex import Member
+from vfs.identity import SourceIdentity, checked_pread
 
 META_NAMES = ("zarr.json", ".zarray", ".zgroup")
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
@@ -105,6 +106,7 @@ class ZipKeys:
     def __init__(self, path: str, st: os.stat_result) -> None:
         self.path = path
         self.key = ("zarr-zip", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self.identity = SourceIdentity.of(st)  # every read checks the zip is still this one
         self.members = zipindex.index(path, st)
         self._tree: dict[str, list[str]] = {}
         for name in self.members.names_ending(META_NAMES):
@@ -122,10 +124,10 @@ class ZipKeys:
     def children(self, prefix: str) -> list[str]:
         return sorted(self._tree.get(prefix, []))
 
-    def _offset(self, fd: int, key: str, info: Member) -> int:
+    def _offset(self, key: str, info: Member) -> int:
         off = self._data_offset.get(key)
         if off is None:
-            head = os.pread(fd, LOCAL_HEADER.size, info.header_offset)
+            head = checked_pread(self.path, self.identity, LOCAL_HEADER.size, info.header_offset, self.path)
             if len(head) != LOCAL_HEADER.size or head[:4] != LOCAL_MAGIC:
                 raise Unreadable(f"{self.path}: member {key!r} has no local header")
             fields = LOCAL_HEADER.unpack(head)
@@ -145,12 +147,7 @@ class ZipKeys:
         if info.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             with self._lock, zipfile.ZipFile(self.path) as zf, zf.open(key) as fh:
                 return fh.read(info.size + 1)[: limit + 1]
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            start = self._offset(fd, key, info)
-            data = os.pread(fd, info.compressed, start)
-        finally:
-            os.close(fd)
+        data = checked_pread(self.path, self.identity, info.compressed, self._offset(key, info), where)
         if len(data) != info.compressed:
             raise Unreadable(f"{where}: the file ends before the member does (truncated?)")
         if info.method == zipfile.ZIP_DEFLATED:
@@ -177,13 +174,7 @@ class ZipKeys:
     def data_offset(self, key: str) -> int | None:
         """File offset of a member's bytes (None when there is no such member)."""
         info = self.members.get(key)
-        if info is None:
-            return None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            return self._offset(fd, key, info)
-        finally:
-            os.close(fd)
+        return None if info is None else self._offset(key, info)
 
 
 Keys = FolderKeys | ZipKeys

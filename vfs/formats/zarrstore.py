@@ -304,7 +304,7 @@ def make_source(store: ZarrStore, path: str, meta_json: dict[str, Any], attrs: M
         def chunk_offset(index: Index) -> int | None:
             return keys.data_offset(_join(path, meta.chunk_key(index)))
         return RawSource(store.path, meta.shape, meta.dtype, meta.chunks, f"{store.path}:/{path}", chunk_offset,
-                         meta.fill, attrs)
+                         meta.fill, attrs, identity=keys.identity)
     return ZarrSource(store, path, meta, attrs)
 
 
