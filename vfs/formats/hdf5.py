@@ -34,7 +34,9 @@ from vfs.formats.conventions import add_conventions
 from vfs.formats.h5arrays import clean_dtype, make_source
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
+from vfs.errors import Unreadable
 from vfs.identity import SourceIdentity
+from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT, check_count, check_shape
 from vfs.logutil import log_once
 from vfs.naming import safe_name, safe_path
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
@@ -63,10 +65,20 @@ def read_attrs(obj: h5py.HLObject, where: str) -> dict[str, Any]:
         return out
     for name in names:
         try:
+            check_attr(obj, name)
             out[name] = obj.attrs[name]
         except Exception as exc:
             log_once(f"attr:{where}:{name}", f"{where}: attribute {name!r} unreadable: {exc}")
     return out
+
+
+def check_attr(obj: h5py.HLObject, name: str) -> None:
+    """Refuse (:class:`Unreadable`) an attribute whose declared shape and type would take
+    more than ``limits.MAX_TEXT`` bytes, before h5py allocates for it."""
+    aid = h5py.h5a.open(obj.id, _encode(name))
+    shape = aid.shape or ()
+    check_shape(tuple(shape), 1)
+    check_count("attribute bytes", int(np.prod(shape, dtype=object)) * max(aid.dtype.itemsize, 1), MAX_TEXT)
 
 
 class H5File:
@@ -271,6 +283,13 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         reason = f"{where}: unsupported datatype: {exc}"
         entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
         return
+    try:
+        check_declared(ds, shape, dtype)
+    except Unreadable as exc:
+        reason = f"{where}: {exc.strerror}; not served"
+        for suffix in dataset_suffixes(ds):
+            entries.add(f"{name}.{suffix}", BrokenFile(make_ino(ino, suffix), h5.mtime_ns, reason, xattrs))
+        return
     if shape is None:  # NULL dataspace: no value at all
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
@@ -350,16 +369,46 @@ class H5View:
         return H5View(self.h5, obj, self._full(name)) if isinstance(obj, h5py.Group) else None
 
 
+def check_declared(ds: h5py.Dataset, shape: tuple[int, ...] | None, dtype: np.dtype[Any]) -> None:
+    """Refuse (:class:`Unreadable`) a dataset whose declared rank, element count or chunk
+    size is outside ``vfs.limits``, before any source or table is built for it."""
+    if shape is None:
+        return
+    check_shape(tuple(shape), dtype.itemsize)
+    chunks = ds.chunks
+    if chunks:
+        check_count("chunk bytes", int(np.prod(chunks, dtype=object)) * max(dtype.itemsize, 1), MAX_CHUNK_BYTES)
+
+
+#: rows of a variable-length dataset read at a time while its text is made
+TEXT_ROWS = 4096
+
+
 def _eager_text(h5: H5File, h5name: bytes) -> Any:
-    """Text of a scalar or variable-length dataset, read when first needed."""
+    """Text of a scalar or variable-length dataset, read when first needed, a block of
+    rows at a time; more than ``limits.MAX_TEXT`` bytes of text is refused (EIO)."""
     def make() -> bytes:
         with H5_LOCK:
             ds = h5.file()[h5name]
-            value = ds[()]
-            if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-                lines = [value_bytes(_deref(ds.file, v)) for v in value.reshape(-1)]
-                return b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
-            return value_bytes(_deref(ds.file, value)) + b"\n"
+            if ds.shape == ():
+                text = value_bytes(_deref(ds.file, ds[()])) + b"\n"
+            else:
+                rows = max(TEXT_ROWS // max(int(np.prod(ds.shape[1:])), 1), 1)
+                parts: list[bytes] = []
+                total = 0
+                for start in range(0, ds.shape[0], rows):
+                    for v in np.asarray(ds[start : start + rows]).reshape(-1):
+                        line = value_bytes(_deref(ds.file, v)).replace(b"\n", b" ") + b"\n"
+                        total += len(line)
+                        parts.append(line)
+                    if total > MAX_TEXT:
+                        break
+                text = b"".join(parts)
+        if len(text) > MAX_TEXT:
+            message = f"{h5.path}:{_decode(h5name)}: its text exceeds the limit of {MAX_TEXT} bytes; not served"
+            log_once(message, message)
+            raise Unreadable(message)
+        return text
     return make
 
 
