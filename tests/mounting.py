@@ -7,16 +7,19 @@ instead of skipping.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vfs import harness
 from vfs.harness import fuse_problem, memory_kib, mount_pid, stats, stop, unmount
 
-__all__ = ["fuse_problem", "memory_kib", "mount_pid", "mounted", "require_fuse", "stats", "stop", "unmount"]
+__all__ = ["fuse_problem", "memory_kib", "mount_pid", "mounted", "require_fuse", "require_module", "stats", "stop",
+           "unmount"]
 
 
 def require_fuse() -> None:
@@ -26,6 +29,17 @@ def require_fuse() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"FUSE is required in CI: {problem}")
     pytest.skip(problem)
+
+
+def require_module(name: str) -> Any:
+    """Import a test oracle (zarr, rsciio, ...): missing, it skips the test, or fails it
+    when ``CI=true``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"test oracle {name} is required in CI: {exc}")
+        pytest.skip(f"test oracle {name} is not installed: {exc}")
 
 
 @contextlib.contextmanager

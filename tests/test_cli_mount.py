@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.mounting import mounted, require_fuse, unmount
+from vfs.harness import in_mount_table
 
 pytestmark = pytest.mark.mount
 VFS = [sys.executable, "-m", "vfs"]
@@ -83,6 +84,10 @@ def test_stale_mountpoint_is_reported_with_the_fix(foreground):
     res = subprocess.run([*VFS, "mount", str(src), str(mnt)], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert f"fusermount3 -u {mnt}" in res.stderr
+    assert in_mount_table(mnt)  # stale: the kernel still lists it...
+    assert wait_for(lambda: not os.path.ismount(mnt))  # ...once its cached attributes expire, stat fails
+    unmount(mnt)  # what the harness does after every test: a stale mount is cleared too
+    assert not in_mount_table(mnt)
 
 
 def test_five_thousand_files_with_find_and_cat(tmp_path):

@@ -35,13 +35,35 @@ def unmount(mountpoint: Path, tool: str = "fusermount3") -> None:
     """Unmount (lazily if busy) and wait until the kernel says it is gone; ``tool`` is
     ``fusermount`` for a libfuse 2 mount."""
     for cmd in ([tool, "-u", str(mountpoint)], [tool, "-uz", str(mountpoint)]):
-        if not os.path.ismount(mountpoint):
+        if not in_mount_table(mountpoint):
             return
         subprocess.run(cmd, capture_output=True, timeout=30)
         for _ in range(100):
-            if not os.path.ismount(mountpoint):
+            if not in_mount_table(mountpoint):
                 return
             time.sleep(0.05)
+
+
+def in_mount_table(mountpoint: Path) -> bool:
+    """Whether the kernel lists ``mountpoint`` as mounted. Unlike ``os.path.ismount`` this
+    is true for a stale FUSE mount whose process died (stat gives ENOTCONN there)."""
+    target = os.path.abspath(mountpoint)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) > 1 and decode_mount_path(fields[1]) == target:
+                    return True
+    except OSError:
+        return os.path.ismount(mountpoint)
+    return False
+
+
+def decode_mount_path(field: str) -> str:
+    """/proc/mounts writes space, tab, newline and backslash as octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
 
 
 @contextlib.contextmanager

@@ -39,6 +39,8 @@ MAX_NAME = 255
 MAX_PROBE_SECONDS = 2.0
 #: source data a preview picture may read, in bytes
 PREVIEW_READ_BUDGET = 256 << 20
+#: bytes of a zip file's central directory (about 10 million members)
+MAX_ZIP_DIRECTORY = 1 << 30
 
 
 def check_count(what: str, value: int, limit: int) -> int:

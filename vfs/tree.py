@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from vfs.context import Context
 from vfs.errors import NodeNotFound
-from vfs.formats.registry import Backend, backend_for
+from vfs.formats.registry import Backend, backend_for, folder_backend_for
 from vfs.formats.sniff import HEAD_SIZE
 from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
@@ -165,6 +165,9 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = 
     if stat.S_ISLNK(st.st_mode):
         return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
+        backend = folder_backend_for(path)
+        if backend is not None and _probed(backend, path, ctx):
+            return DataFolder(path, st, ctx, backend)
         return SourceDirectory(path, st, ctx)
     if not stat.S_ISREG(st.st_mode):
         return None
@@ -193,6 +196,18 @@ def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend | 
     if st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
         return PendingFile(path, st)
     return PassthroughFile(path, st)
+
+
+def _probed(backend: Backend, path: str, ctx: Context) -> bool:
+    """Whether the folder ``path`` really opens as ``backend``'s kind (a zarr store);
+    else it is shown as a plain folder."""
+    try:
+        backend.probe(path, ctx)
+    except Exception as exc:  # shown as a plain folder; the reason is logged once
+        log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
+                 f"({type(exc).__name__}: {exc}); shown as a plain folder")
+        return False
+    return True
 
 
 def pending_node(probe: Probe) -> Node:
@@ -336,9 +351,9 @@ class MountRoot(Directory):
 
 
 def build_root(source: str, ctx: Context) -> MountRoot:
-    """The root node for SOURCE (a folder, or a single data file)."""
+    """The root node for SOURCE (a folder, or a single data file or store folder)."""
     st = os.stat(source)
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode) and folder_backend_for(source) is None:
         return MountRoot(SourceDirectory(source, st, ctx), ctx)
     node = node_for_path(source, st, ctx)
     if not isinstance(node, DataFolder):
