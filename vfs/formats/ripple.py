@@ -46,6 +46,9 @@ CHOICES = {
     "record-by": ("image", "vector", "dont-care"),
 }
 INT_KEYS = ("width", "height", "depth", "offset")
+#: what a 3-D cube's preview shows, by ``record-by``: spectra on the last axis (the
+#: summed-counts map) or a stack of images (the first frame)
+RECORD_BY = {"vector": "spectrum", "image": "image"}
 KINDS = {"signed": "i", "unsigned": "u", "float": "f"}
 ORDERS = {"little-endian": "<", "big-endian": ">", "dont-care": "="}
 
@@ -164,7 +167,8 @@ def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Direct
 
     def load() -> Mapping[str, Node]:
         entries = Entries()
-        add_array_files(entries, "data", source, (*fid, "data"), mtime)
+        add_array_files(entries, "data", source, (*fid, "data"), mtime, cache=ctx.cache,
+                        interpretation=RECORD_BY.get(info["record-by"]))
         entries.add("header.txt", BytesFile(make_ino(*fid, "header"), mtime, text))
         axes = [a for a in (_axis(info, dim, n) for dim, n in zip(names, shape)) if a is not None]
         if axes:

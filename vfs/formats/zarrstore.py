@@ -216,7 +216,21 @@ class ZarrGroup(Directory):
         if source.dtype.kind == "O":
             entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), mtime, lambda: object_text(source), xattrs))
             return
-        add_array_files(entries, name, source, (ino,), mtime, xattrs)
+        add_array_files(entries, name, source, (ino,), mtime, xattrs, cache=store.ctx.cache,
+                        interpretation=interpretation(store.path, path))
+
+
+#: arrays whose axes the format names: maxrf4u's ``.datastack`` holds its XRF cube
+#: (height, width, channels) as ``maxrf_cube``
+FORMAT_CUBES = {".datastack": "maxrf_cube"}
+
+
+def interpretation(store_path: str, array_path: str) -> str | None:
+    """``spectrum`` for the array a store's format declares an XRF cube (its preview is
+    the map of summed counts whatever its shape), else None (attributes and the shape
+    rule decide; see :func:`vfs.render.png.is_cube`)."""
+    cube = FORMAT_CUBES.get(os.path.splitext(store_path)[1].lower())
+    return "spectrum" if cube is not None and array_path == cube else None
 
 
 def _as_h5_value(value: Any) -> Any:
