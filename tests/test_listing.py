@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -52,6 +53,8 @@ def test_listing_sizes_match_reads_and_numpy(many: Path, mount) -> None:  # type
         want_table = f["table"][()]
     with mount(many) as mnt:
         listed = ls_l(mnt / "many.h5")
+        dots = subprocess.run(["ls", "-a", str(mnt / "many.h5")], capture_output=True, text=True, check=True)
+        assert dots.stdout.splitlines()[:2] == [".", ".."]
         stems = {n.split(".")[0] for n in listed if not n.startswith(".")}
         assert stems == set(names)
         for name in ("img0000.npy", "img0299.txt", "img0150.edf", "img0007.png", "packed.npy", "packed.png",

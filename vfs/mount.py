@@ -15,6 +15,7 @@ import functools
 import itertools
 import logging
 import os
+import posixpath
 import stat
 import threading
 import time
@@ -140,12 +141,18 @@ class VfsOperations(fuse.Operations):
         node = self.node(path)
         if not isinstance(node, Directory):
             raise fuse.FuseOSError(errno.ENOTDIR)
-        items = itertools.islice(itertools.chain(((".", node), ("..", None)), node.children().items()), offset, None)
+        items = itertools.islice(itertools.chain(((".", node), ("..", self.parent_of(path))), node.children().items()),
+                                 offset, None)
         return ((name, *self.entry_attrs(name, child, plus)) for name, child in items)
+
+    def parent_of(self, path: str) -> Node:
+        """The folder above ``path`` (the root's is the root): ``..`` of a listing."""
+        parent = posixpath.dirname(path.rstrip("/")) or "/"
+        return self.node(parent)
 
     def entry_attrs(self, name: str, child: Node | None, plus: bool) -> tuple[dict[str, Any], bool]:
         """One entry of :meth:`readdir_page`: its attributes, and whether they are full."""
-        if plus and child is not None and name != "." and (not isinstance(child, File) or child.size_ready):
+        if plus and child is not None and name not in (".", "..") and (not isinstance(child, File) or child.size_ready):
             try:
                 return self.stat_dict(child), True
             except Exception:  # listed all the same; its lookup will say why
