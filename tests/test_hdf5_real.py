@@ -162,7 +162,7 @@ def test_virtual_dataset_size_from_metadata(real_mount):
     st = (mnt / "Therm_6_2.nxs" / "entry" / "data" / "data.npy").stat()
     assert st.st_size == 488 * 4362 * 4148 * 8 + 128
     assert os.readlink(mnt / "Therm_6_2.nxs" / "entry" / "data" / "data_000001") == \
-        "Therm_6_2_000001.h5::/data"
+        "Therm_6_2_000001.h5::%2Fdata"
 
 
 def test_unreadable_files_list_and_log_once(real_mount):

@@ -21,7 +21,7 @@ from vfs.context import Context
 from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
 from vfs.logutil import log, log_once
-from vfs.nodes import ROOT_INO, Directory, Entries, File, Node, Symlink, make_ino
+from vfs.nodes import ROOT_INO, Access, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.passthrough import PassthroughFile
 
 STATS_NAME = ".vfs-stats"
@@ -35,10 +35,13 @@ def identity(st: os.stat_result) -> tuple[int, int, int, int]:
 class SourceDirectory(Directory):
     """A folder of the source tree, re-listed when its mtime changes."""
 
+    access: Access
+
     def __init__(self, path: str, st: os.stat_result, ctx: Context, ino: int | None = None) -> None:
         super().__init__(ino or make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
         self.ctx = ctx
+        self.access = Access.of_source(st)
         self._seen_mtime = st.st_mtime_ns
         self._checked = time.monotonic()
         self._previous: dict[str, Node] = {}
@@ -51,6 +54,7 @@ class SourceDirectory(Directory):
                 st = os.stat(self.path)
             except OSError:
                 return {}
+            self.access.update(Access.of_source(st))
             if st.st_mtime_ns != self._seen_mtime:
                 self._seen_mtime = self.mtime_ns = st.st_mtime_ns
                 self.invalidate()
@@ -86,7 +90,9 @@ class SourceDirectory(Directory):
 def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
     """The node that shows one source path, or None for sockets, devices and FIFOs."""
     if stat.S_ISLNK(st.st_mode):
-        return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
+        link = Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path), verbatim=True)
+        link.access = Access.of_source(st)
+        return link
     if stat.S_ISDIR(st.st_mode):
         return SourceDirectory(path, st, ctx)
     if not stat.S_ISREG(st.st_mode):
@@ -106,11 +112,14 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
 class DataFolder(Directory):
     """A data file shown as a folder; its content is built by the file's backend."""
 
+    access: Access
+
     def __init__(self, path: str, st: os.stat_result, ctx: Context, backend: Backend) -> None:
         super().__init__(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
         self.ctx = ctx
         self.backend = backend
+        self.access = Access.of_data_file(st)  # inherited by every node the backend makes
         self.identity = identity(st)
         self._checked = time.monotonic()
         self._inner: Directory | None = None
@@ -128,6 +137,7 @@ class DataFolder(Directory):
             st = os.stat(self.path)
         except OSError:
             return
+        self.access.update(Access.of_data_file(st))
         if identity(st) != self.identity:
             log.info("%s changed on disk; rebuilding its folder", self.path)
             self.identity = identity(st)
@@ -198,6 +208,7 @@ class MountRoot(Directory):
 
     def __init__(self, inner: Directory, ctx: Context) -> None:
         super().__init__(ROOT_INO, inner.mtime_ns)
+        self.access = inner.access
         self.inner = inner
         self.stats = StatsFile(ctx)
         self.ctx = ctx

@@ -9,7 +9,8 @@
         title.txt                   scalar or string dataset: its value and a newline
         alias.npy -> data.npy       soft link (one symlink per rendering for datasets)
         ext -> ../other.h5/entry    external link into another file of the mount
-        gone -> missing.h5::/entry  external link that cannot resolve: dangles, says where
+        gone -> missing.h5::%2Fentry  external link that cannot resolve: one component
+                                    that names no file (see vfs.nodes.dangling_form)
 
 Names are HDF5's own (any bytes but ``/`` and NUL, which HDF5 cannot hold either);
 clashes get ``~2`` (see :class:`vfs.nodes.Entries`). Hard links share one inode number,
@@ -33,7 +34,8 @@ from vfs.formats.h5arrays import clean_dtype, make_source
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.logutil import log_once
-from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
+from vfs.errors import OutsideSource
+from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
 from vfs.render.values import attrs_text, value_bytes
@@ -153,7 +155,7 @@ class H5Group(Directory):
         here = posixpath.normpath(self.group_path)
         ino = make_ino(*self.h5.fid, self.h5name, bname, "soft")
         try:
-            obj = grp[bname]
+            obj = follow_internal(grp.file, abs_target)
         except Exception:
             obj = None
         if isinstance(obj, h5py.Dataset):
@@ -167,9 +169,9 @@ class H5Group(Directory):
         ino = make_ino(*self.h5.fid, self.h5name, name, "external")
         here_view = self._view_dir()
         other = filename if os.path.isabs(filename) else os.path.join(os.path.dirname(self.h5.path), filename)
-        target = f"{filename}::{objpath}"
+        target = dangling_form(f"{filename}::{objpath}")
         ctx = self.h5.ctx
-        if ctx.mount_is_folder and os.path.isfile(other) and ctx.inside(other):
+        if ctx.mount_is_folder and ctx.inside(other) and os.path.isfile(other):
             other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
             obj_view = posixpath.normpath(posixpath.join(other_view, objpath.lstrip("/")))
             suffixes = _external_dataset_suffixes(other, objpath)
@@ -187,10 +189,63 @@ def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
     try:
         if not is_hdf5(path, read_head(path)):
             return []
-        obj = POOL.get(path).get(_encode(objpath))
+        obj = follow_internal(POOL.get(path), posixpath.normpath("/" + objpath))
     except Exception:
         return []
     return dataset_suffixes(obj) if isinstance(obj, h5py.Dataset) else []
+
+
+MAX_SOFT_HOPS = 16
+
+
+def follow_internal(f: h5py.File, path: str, hops: int = 0) -> Any:
+    """The object at absolute ``path`` reached through hard and soft links only, or None.
+
+    h5py would follow an external link on the way, opening (and reading) another file,
+    perhaps outside SOURCE; the mount shows external links as symlinks instead.
+    """
+    obj: Any = f["/"]
+    where = "/"
+    parts = [p for p in path.split("/") if p]
+    for i, part in enumerate(parts):
+        bpart = _encode(part)
+        if not isinstance(obj, h5py.Group) or not obj.id.links.exists(bpart):
+            return None
+        info = obj.id.links.get_info(bpart)
+        if info.type == h5py.h5l.TYPE_EXTERNAL:
+            return None
+        if info.type == h5py.h5l.TYPE_SOFT:
+            if hops >= MAX_SOFT_HOPS:
+                return None
+            rest = posixpath.join(where, _decode(obj.id.links.get_val(bpart)), *parts[i + 1:])
+            return follow_internal(f, posixpath.normpath(rest), hops + 1)
+        obj = obj[bpart]
+        where = posixpath.join(where, part)
+    return obj
+
+
+def outside_sources(h5: H5File, ds: h5py.Dataset, where: str) -> OutsideSource | None:
+    """The error to give on reading ``ds`` if its bytes live in files outside SOURCE:
+    external raw storage (``H5Pset_external``) or virtual-dataset sources. Names are
+    relative to the file's folder (``HDF5_EXTFILE_PREFIX``/``HDF5_VDS_PREFIX``)."""
+    try:
+        dcpl = ds.id.get_create_plist()
+        names = [dcpl.get_external(i)[0] for i in range(dcpl.get_external_count())]
+        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+            stem = os.path.splitext(os.path.basename(h5.path))[0]
+            for i in range(dcpl.get_virtual_count()):
+                name = dcpl.get_virtual_filename(i)
+                if name != ".":
+                    names.append(name.replace("%b", stem).replace("%%", "%"))
+    except Exception as exc:
+        return OutsideSource(f"{where}: external or virtual sources cannot be listed ({exc}); not read")
+    folder = os.path.dirname(h5.path)
+    for name in names:
+        text = _decode(name) if isinstance(name, bytes) else str(name)
+        error = h5.ctx.outside(os.path.join(folder, text), where)
+        if error is not None:
+            return error
+    return None
 
 
 def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
@@ -225,6 +280,11 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     if shape is None:  # NULL dataspace: no value at all
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
+    denied = outside_sources(h5, ds, where)
+    if denied is not None and (dtype.kind == "O" or shape == ()):
+        entries.add(f"{name}.txt", BrokenFile(make_ino(ino, "txt"), h5.mtime_ns, str(denied.strerror), xattrs,
+                                              error=OutsideSource))
+        return
     if dtype.kind == "O" or shape == ():
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5.path, h5name), xattrs))
         if dtype.kind == "O":
@@ -234,9 +294,9 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
-            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"])
+            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], denied)
         return
-    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs)
+    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, denied=denied)
 
 
 def _eager_text(path: str, h5name: bytes) -> Any:

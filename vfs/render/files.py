@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vfs.arrays import ArraySource
-from vfs.errors import Unreadable
+from vfs.errors import Unreadable, VfsError
 from vfs.logutil import log_once
 from vfs.nodes import Entries, File, XattrLoader, make_ino
 from vfs.render import Rendering
@@ -45,22 +45,26 @@ class RenderedFile(File):
 
 
 class BrokenFile(File):
-    """A listed entry whose data cannot be served: size 0, and open gives EIO.
+    """A listed entry whose data cannot be served: open gives EIO (or ``error``'s errno,
+    EACCES for data outside SOURCE). Size 0 unless the size is known without the data.
 
     The reason is logged once, the first time someone opens it.
     """
 
-    def __init__(self, ino: int, mtime_ns: int, reason: str, xattrs: XattrLoader | None = None) -> None:
+    def __init__(self, ino: int, mtime_ns: int, reason: str, xattrs: XattrLoader | None = None,
+                 size: int = 0, error: type[VfsError] = Unreadable) -> None:
         super().__init__(ino, mtime_ns, xattrs)
         self.reason = reason
+        self._size = size
+        self.error = error
 
     @property
     def size(self) -> int:
-        return 0
+        return self._size
 
     def open(self) -> None:
         log_once(self.reason, self.reason)
-        raise Unreadable(self.reason)
+        raise self.error(self.reason)
 
     def read(self, offset: int, size: int) -> bytes:
         self.open()
@@ -92,11 +96,17 @@ def add_array_files(
     mtime_ns: int,
     xattrs: XattrLoader | None = None,
     suffixes: list[str] | None = None,
+    denied: VfsError | None = None,
 ) -> list[str]:
-    """Add ``stem.npy``/``stem.txt``/``stem.edf`` for ``source``; return the names used."""
+    """Add ``stem.npy``/``stem.txt``/``stem.edf`` for ``source``; return the names used.
+
+    With ``denied`` (data that must not be read), the files are listed with their sizes
+    and opening them raises that error."""
     names = []
     for suffix in suffixes if suffixes is not None else renderings_for(source):
         rendering = RENDERINGS[suffix](source)
-        node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs)
+        node: File = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs)
+        if denied is not None:
+            node = BrokenFile(node.ino, mtime_ns, str(denied.strerror), xattrs, rendering.size, type(denied))
         names.append(entries.add(f"{stem}.{suffix}", node))
     return names
