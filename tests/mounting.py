@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
+import importlib
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +36,24 @@ def fuse_problem() -> str | None:
 
 def require_fuse() -> None:
     problem = fuse_problem()
-    if problem is None:
-        return
+    if problem is not None:
+        missing(f"FUSE is required: {problem}")
+
+
+def missing(problem: str) -> None:
+    """Skip for ``problem`` on a workstation; fail under ``CI=true``, where everything a
+    test needs (FUSE, test oracles, the real data folder) must be present."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"FUSE is required in CI: {problem}")
-    pytest.skip(problem)
+        pytest.fail(f"{problem} (CI=true: missing test requirements fail the run)")
+    pytest.skip(problem, allow_module_level=True)
+
+
+def require_module(name: str) -> Any:
+    """Import a test oracle (silx, PyMca, fabio...): skipped if absent, failed in CI."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing(f"test oracle {name} is not installed ({exc})")
 
 
 def unmount(mountpoint: Path) -> None:
