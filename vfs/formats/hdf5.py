@@ -34,11 +34,12 @@ from vfs.formats.h5arrays import clean_dtype, make_source
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.logutil import log_once
-from vfs.errors import OutsideSource
+from vfs.errors import OutsideSource, Unreadable
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
-from vfs.render.values import attrs_text, value_bytes
+from vfs.limits import MAX_TEXT
+from vfs.render.values import attrs_text, records_text, value_bytes
 
 XATTR_PREFIX = "user."
 
@@ -255,7 +256,7 @@ def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
         shape = ds.shape
     except Exception:
         return ["npy"]
-    if shape is None or dt.kind == "O":
+    if shape is None or dt.kind == "O" or dt.hasobject:
         return ["txt"]
     if shape == ():
         return ["npy", "txt"] if npy_supported(dt) else ["txt"]
@@ -281,13 +282,13 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
     denied = outside_sources(h5, ds, where)
-    if denied is not None and (dtype.kind == "O" or shape == ()):
+    if denied is not None and (dtype.hasobject or shape == ()):
         entries.add(f"{name}.txt", BrokenFile(make_ino(ino, "txt"), h5.mtime_ns, str(denied.strerror), xattrs,
                                               error=OutsideSource))
         return
-    if dtype.kind == "O" or shape == ():
+    if dtype.hasobject or shape == ():  # variable-length members: text read when first needed
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5.path, h5name), xattrs))
-        if dtype.kind == "O":
+        if dtype.hasobject:
             return
     label = f"{h5.path}:{_decode(h5name)}"
     attrs = read_attrs(ds, where) if len(shape) >= 2 and dtype.kind in "biuf" else None
@@ -296,7 +297,9 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         if npy_supported(source.dtype):
             add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], denied)
         return
-    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, denied=denied)
+    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, denied=denied):
+        reason = f"{where}: no rendering for datatype {dtype}"
+        entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
 
 
 def _eager_text(path: str, h5name: bytes) -> Any:
@@ -304,7 +307,11 @@ def _eager_text(path: str, h5name: bytes) -> Any:
     def make() -> bytes:
         with H5_LOCK:
             ds = POOL.get(path)[h5name]
+            if ds.size > MAX_TEXT:  # each value takes a line of at least one byte
+                raise Unreadable(f"{path}:{_decode(h5name)}: {ds.size} values: too many to show as text")
             value = ds[()]
+            if isinstance(value, (np.ndarray, np.void)) and value.dtype.names:
+                return records_text(np.asarray(value), lambda v: _deref(ds.file, v))
             if isinstance(value, np.ndarray) and value.dtype.kind == "O":
                 lines = [value_bytes(_deref(ds.file, v)) for v in value.reshape(-1)]
                 return b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
