@@ -36,6 +36,9 @@ def as_user(cmd: list[str], gid: int = NOBODY) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, errors="replace", timeout=60)
 
 
+SPEC = "#F scans.spec\n#E 1700000000\n\n#S 1 ascan\n#N 2\n#L a  b\n1 2\n3 4\n"
+
+
 def h5(path: Path, mode: int, gid: int = 0) -> None:
     with h5py.File(path, "w") as f:
         f["x"] = np.arange(6, dtype="<i4")
@@ -62,6 +65,9 @@ def shared() -> Iterator[tuple[Path, Path]]:
         (src / "private").mkdir()
         h5(src / "private" / "inner.h5", 0o644)
         (src / "private").chmod(0o700)
+        for name, mode in [("open.spec", 0o644), ("secret.spec", 0o600)]:
+            (src / name).write_text(SPEC)
+            (src / name).chmod(mode)
         (src / "notes.txt").write_text("open\n")
         (src / "notes.txt").chmod(0o644)
         (src / "hidden.txt").write_text("closed\n")
@@ -128,3 +134,13 @@ def test_modes_and_owners_shown(shared):
         assert as_user(["cat", str(mnt / "notes.txt")]).returncode != 0
     finally:
         (src / "notes.txt").chmod(0o644)
+
+
+@pytest.mark.parametrize("name", ["open.spec", "secret.spec"])
+def test_other_user_and_spec_files(shared, name):
+    src, mnt = shared
+    in_source = as_user(["cat", str(src / name)])
+    column = as_user(["cat", str(mnt / name / "1.1" / "measurement" / "b.txt")])
+    assert column.returncode == in_source.returncode, column.stderr
+    if in_source.returncode == 0:
+        assert [float(v) for v in column.stdout.split()] == [2.0, 4.0]
