@@ -308,7 +308,9 @@ def _eager_text(path: str, h5name: bytes) -> Any:
         with H5_LOCK:
             ds = POOL.get(path)[h5name]
             if ds.size > MAX_TEXT:  # each value takes a line of at least one byte
-                raise Unreadable(f"{path}:{_decode(h5name)}: {ds.size} values: too many to show as text")
+                reason = f"{path}:{_decode(h5name)}: {ds.size} values: too many to show as text"
+                log_once(reason, reason)
+                raise Unreadable(reason)
             value = ds[()]
             if isinstance(value, (np.ndarray, np.void)) and value.dtype.names:
                 return records_text(np.asarray(value), lambda v: _deref(ds.file, v))
