@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from vfs.errors import NoAttribute, ReadOnly, Unreadable, VfsError  # noqa: E402
 from vfs.logutil import log, log_once  # noqa: E402
-from vfs.nodes import Directory, File, Node, Symlink, resolve, walk  # noqa: E402
+from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk  # noqa: E402
 from vfs.tree import MountRoot  # noqa: E402
 
 BLOCK_SIZE = 1 << 20
@@ -83,8 +83,7 @@ class VfsOperations(fuse.Operations):
         self.root = root
         self.mountpoint = mountpoint
         self.read_ahead_kb = read_ahead_kb
-        self.uid = os.getuid()
-        self.gid = os.getgid()
+        self.default_access = Access(os.getuid(), os.getgid(), 0o444, 0o555)  # for .vfs-stats
         self.started_ns = time.time_ns()
         self.recent_reads = root.ctx.recent_reads
 
@@ -101,26 +100,24 @@ class VfsOperations(fuse.Operations):
     # -- metadata ------------------------------------------------------------------
     @guarded
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        node, access = resolve(self.root, path.strip("/").split("/") if path.strip("/") else [])
-        uid, gid, file_mode, dir_mode = (access.uid, access.gid, access.file_mode, access.dir_mode) if access \
-            else (self.uid, self.gid, 0o444, 0o555)
+        node, access = resolve(self.root, path, self.default_access)
         st: dict[str, Any] = {
             "st_ino": node.ino,
-            "st_uid": uid,
-            "st_gid": gid,
+            "st_uid": access.uid,
+            "st_gid": access.gid,
             "st_mtime": node.mtime_ns,
             "st_ctime": node.mtime_ns,
             "st_atime": node.mtime_ns,
             "st_blksize": BLOCK_SIZE,
         }
         if isinstance(node, Directory):
-            st.update(st_mode=stat.S_IFDIR | dir_mode, st_nlink=2, st_size=0)
+            st.update(st_mode=stat.S_IFDIR | access.dir_mode, st_nlink=2, st_size=0)
         elif isinstance(node, Symlink):
             target = os.fsencode(node.target_at(path))
             st.update(st_mode=stat.S_IFLNK | 0o777, st_nlink=1, st_size=len(target))
         elif isinstance(node, File):
             size = node.size
-            st.update(st_mode=stat.S_IFREG | file_mode, st_nlink=1, st_size=size, st_blocks=-(-size // 512))
+            st.update(st_mode=stat.S_IFREG | access.file_mode, st_nlink=1, st_size=size, st_blocks=-(-size // 512))
         return st
 
     @guarded

@@ -267,15 +267,20 @@ class Entries(dict[str, Node]):
 
 def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
     """Follow path components from ``root`` (no symlink resolution, like the kernel)."""
-    return resolve(root, parts)[0]
-
-
-def resolve(root: Directory, parts: Iterator[str] | list[str]) -> tuple[Node, Access | None]:
-    """As :func:`walk`, also returning the node's access: its own, else the nearest
-    ancestor's. Backends never set it: the tree sets it on source nodes only."""
     node: Node = root
-    access = root.access
     for part in parts:
+        if not isinstance(node, Directory):
+            raise NotADirectory(part)
+        node = node.child(part)
+    return node
+
+
+def resolve(root: Directory, path: str, default: Access) -> tuple[Node, Access]:
+    """The node at mount ``path`` and its access: its own, else the nearest ancestor's,
+    else ``default``. Backends never set access: the tree sets it on source nodes only."""
+    node: Node = root
+    access = root.access or default
+    for part in filter(None, path.split("/")):
         if not isinstance(node, Directory):
             raise NotADirectory(part)
         node = node.child(part)
