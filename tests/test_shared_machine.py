@@ -144,3 +144,22 @@ def test_other_user_and_spec_files(shared, name):
     assert column.returncode == in_source.returncode, column.stderr
     if in_source.returncode == 0:
         assert [float(v) for v in column.stdout.split()] == [2.0, 4.0]
+
+
+def test_chmod_of_a_data_file_shows(shared):
+    """A data file made private in SOURCE is closed to other users within seconds."""
+    src, mnt = shared
+    assert as_user(["cat", str(mnt / "public.h5" / "x.txt")]).returncode == 0
+    (src / "public.h5").chmod(0o600)
+    try:
+        for _ in range(50):
+            if stat.S_IMODE((mnt / "public.h5").stat().st_mode) == 0o500:
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert stat.S_IMODE((mnt / "public.h5").stat().st_mode) == 0o500
+        subprocess.run(["sleep", "1.1"])  # the kernel's attribute cache of the files inside
+        assert as_user(["cat", str(mnt / "public.h5" / "x.txt")]).returncode != 0
+        assert as_user(["ls", str(mnt / "public.h5")]).returncode != 0
+    finally:
+        (src / "public.h5").chmod(0o644)
+    assert stat.S_IMODE((mnt / ".vfs-stats").stat().st_mode) == 0o444

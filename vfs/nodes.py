@@ -81,6 +81,10 @@ class Node:
         self._xattr_loader = xattrs
         self._xattrs: Mapping[str, bytes] | None = None
 
+    def current_access(self) -> Access | None:
+        """This node's own access, re-read first where the source can change it."""
+        return self.access
+
     def xattrs(self) -> Mapping[str, bytes]:
         """Full xattr names (``user.NX_class``) to values, computed on first use."""
         if self._xattrs is None:
@@ -279,10 +283,10 @@ def resolve(root: Directory, path: str, default: Access) -> tuple[Node, Access]:
     """The node at mount ``path`` and its access: its own, else the nearest ancestor's,
     else ``default``. Backends never set access: the tree sets it on source nodes only."""
     node: Node = root
-    access = root.access or default
+    access = root.current_access() or default
     for part in filter(None, path.split("/")):
         if not isinstance(node, Directory):
             raise NotADirectory(part)
         node = node.child(part)
-        access = node.access or access
+        access = node.current_access() or access
     return node, access

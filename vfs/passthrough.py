@@ -30,6 +30,10 @@ class PassthroughFile(File):
         self.access.update(Access.of_source(st))
         return st
 
+    def current_access(self) -> Access:
+        self._stat()
+        return self.access
+
     @property
     def size(self) -> int:
         st = self._stat()

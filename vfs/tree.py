@@ -46,19 +46,27 @@ class SourceDirectory(Directory):
         self._checked = time.monotonic()
         self._previous: dict[str, Node] = {}
 
-    def children(self) -> Mapping[str, Node]:
+    def _recheck(self) -> bool:
+        """Re-stat the folder (at most every ``recheck_seconds``); False if it is gone."""
         now = time.monotonic()
         if now - self._checked > self.ctx.recheck_seconds:
             self._checked = now
             try:
                 st = os.stat(self.path)
             except OSError:
-                return {}
+                return False
             self.access.update(Access.of_source(st))
             if st.st_mtime_ns != self._seen_mtime:
                 self._seen_mtime = self.mtime_ns = st.st_mtime_ns
                 self.invalidate()
-        return super().children()
+        return True
+
+    def current_access(self) -> Access:
+        self._recheck()
+        return self.access
+
+    def children(self) -> Mapping[str, Node]:
+        return super().children() if self._recheck() else {}
 
     def load(self) -> Mapping[str, Node]:
         entries = Entries()
@@ -151,6 +159,10 @@ class DataFolder(Directory):
                     self._inner = None
             self.invalidate()
 
+    def current_access(self) -> Access:
+        self._check_source()
+        return self.access
+
     def inner(self) -> Directory | None:
         with self._inner_lock:
             if self._inner is None:
@@ -181,6 +193,7 @@ class StatsFile(File):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(make_ino("stats"), time.time_ns())
+        self.access = Access(os.getuid(), os.getgid(), 0o444, 0o555)  # the mounting user's
         self.ctx = ctx
         self._snapshot = b""
 
@@ -208,10 +221,12 @@ class MountRoot(Directory):
 
     def __init__(self, inner: Directory, ctx: Context) -> None:
         super().__init__(ROOT_INO, inner.mtime_ns)
-        self.access = inner.access
         self.inner = inner
         self.stats = StatsFile(ctx)
         self.ctx = ctx
+
+    def current_access(self) -> Access | None:
+        return self.inner.current_access()
 
     def xattrs(self) -> Mapping[str, bytes]:
         return self.inner.xattrs()
