@@ -12,6 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.edf_files import frame_block, sample, write_edf
 
@@ -167,3 +169,30 @@ def test_dangling_form_is_one_bounded_component():
     assert "/" not in long and len(long.encode()) == MAX_LINK_TARGET
     assert dangling_form("a%2Fb/c") == "a%252Fb%2Fc"  # '%' escaped first: the form reads back
     assert dangling_form("a\nb") == "a%0Ab"
+
+
+def kernel_depth(depth: int, target: str) -> int | None:
+    """Where the kernel lands, in levels below the mount root, walking ``target`` from a
+    folder ``depth`` levels down with no links on the way; None once it leaves the root."""
+    if target.startswith("/"):
+        return None
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif part not in ("", "."):
+            depth += 1
+    return depth
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 6),
+       st.lists(st.sampled_from(["/", ".", "..", ":", "a", "x::", "\0", "\n", "%"]), max_size=30).map("".join))
+def test_shown_targets_never_climb_out(depth, target):
+    from vfs.nodes import contained_target
+
+    path = "/" + "/".join(["d"] * depth + ["link"])
+    shown = contained_target(path, target)
+    assert "\0" not in shown and shown != ""
+    assert kernel_depth(depth, shown) is not None, (path, target, shown)
