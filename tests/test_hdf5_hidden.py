@@ -51,6 +51,11 @@ def hidden(tmp_path_factory):
         table["pair"] = np.arange(2 * len(NAMES)).reshape(-1, 2)
         f.create_dataset("table", data=table)
         f["table_link"] = h5py.SoftLink("/table")
+        big = np.zeros(70_000, VLEN)  # more rows than one block of the text builder
+        big["name"] = [f"row {i}".encode() for i in range(len(big))]
+        big["value"] = np.arange(len(big)) / 4
+        f.create_dataset("big_table", data=big)
+        f.create_dataset("one_record", data=table[1])
         seq = np.zeros(3, SEQ)
         seq["id"] = [7, 8, 9]
         seq["counts"] = [np.array([1, 2, 3], "<i4"), np.array([], "<i4"), np.array([-4], "<i4")]
@@ -129,3 +134,19 @@ def test_unrenderable_objects_are_listed(real_data, mount, tmp_path):
                     assert err.value.errno == errno.EIO
         text = log.read_text()
     assert text.count("times-nested-be.h5:/tbl: unsupported datatype") == 1
+
+
+def test_long_and_scalar_vlen_compounds(hidden, mount):
+    src, path = hidden
+    with mount(src) as mnt, h5py.File(path, "r") as f:
+        lines = (mnt / "h.h5" / "big_table.txt").read_text().splitlines()
+        big = f["big_table"][()]
+        assert len(lines) == 1 + len(big) and lines[0].startswith("#")
+        assert not any(line.startswith("#") for line in lines[1:])
+        for i in (0, 65535, 65536, len(big) - 1):
+            name, value = lines[1 + i].split()[:2]
+            assert unescape(name) == big["name"][i] and float(value) == big["value"][i]
+        one = (mnt / "h.h5" / "one_record.txt").read_text().splitlines()
+        record = f["one_record"][()]
+        assert one[0] == "# name value pair[0] pair[1]"
+        assert unescape(one[1].split()[0]) == record["name"] and float(one[1].split()[1]) == record["value"]

@@ -302,22 +302,39 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
 
 
+#: values read at a time when a variable-length dataset is turned into text
+TEXT_BLOCK = 1 << 16
+
+
 def _eager_text(path: str, h5name: bytes) -> Any:
-    """Text of a scalar or variable-length dataset, read when first needed."""
+    """Text of a scalar or variable-length dataset, read when first needed, in blocks of
+    rows; given up (EIO, logged once) when it would exceed ``limits.MAX_TEXT``."""
     def make() -> bytes:
+        where = f"{path}:{_decode(h5name)}"
         with H5_LOCK:
             ds = POOL.get(path)[h5name]
-            if ds.size > MAX_TEXT:  # each value takes a line of at least one byte
-                reason = f"{path}:{_decode(h5name)}: {ds.size} values: too many to show as text"
-                log_once(reason, reason)
-                raise Unreadable(reason)
-            value = ds[()]
-            if isinstance(value, (np.ndarray, np.void)) and value.dtype.names:
-                return records_text(np.asarray(value), lambda v: _deref(ds.file, v))
-            if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-                lines = [value_bytes(_deref(ds.file, v)) for v in value.reshape(-1)]
-                return b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
-            return value_bytes(_deref(ds.file, value)) + b"\n"
+            deref = lambda v: _deref(ds.file, v)  # noqa: E731
+            if ds.shape == ():
+                value = ds[()]
+                if isinstance(value, np.void) and value.dtype.hasobject:
+                    return records_text(np.asarray(value), deref)
+                return value_bytes(deref(value)) + b"\n"
+            step = max(1, TEXT_BLOCK // max(1, int(np.prod(ds.shape[1:]))))
+            parts, total = [], 0
+            for start in range(0, ds.shape[0], step):
+                block = np.asarray(ds[start : start + step])
+                if block.dtype.names:
+                    text = records_text(block, deref, header=start == 0)
+                else:
+                    lines = [value_bytes(deref(v)) for v in block.reshape(-1)]
+                    text = b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
+                total += len(text)
+                if total > MAX_TEXT:
+                    reason = f"{where}: its text exceeds {MAX_TEXT} bytes; not shown"
+                    log_once(reason, reason)
+                    raise Unreadable(reason)
+                parts.append(text)
+            return b"".join(parts)
     return make
 
 

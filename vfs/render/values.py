@@ -104,9 +104,10 @@ def _names(dtype: np.dtype[Any], prefix: str = "") -> list[str]:
     return out
 
 
-def records_text(values: np.ndarray, deref: Any = lambda v: v) -> bytes:
+def records_text(values: np.ndarray, deref: Any = lambda v: v, header: bool = True) -> bytes:
     """A compound array with variable-length members as text: a ``#`` line of field
-    names, then one line per record with its fields as columns (see :func:`text_cell`)."""
-    header = "# " + " ".join(text_cell(n) for n in _names(values.dtype)) + "\n"
+    names (``header``), then one line per record with its fields as columns (see
+    :func:`text_cell`)."""
+    top = "# " + " ".join(text_cell(n) for n in _names(values.dtype)) + "\n" if header else ""
     lines = [" ".join(_cells(rec, values.dtype, deref)) + "\n" for rec in values.reshape(-1)]
-    return (header + "".join(lines)).encode("utf-8", "surrogateescape")
+    return (top + "".join(lines)).encode("utf-8", "surrogateescape")
