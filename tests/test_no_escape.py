@@ -101,6 +101,12 @@ def outside_data(tmp_path):
     layout[:] = h5py.VirtualSource(str(out / "vsrc.h5"), "data", shape=(3, 4))
     with h5py.File(src / "vds.h5", "w") as f:
         f.create_virtual_dataset("data", layout)
+    with h5py.File(src / "chain_src.h5", "w") as f:  # inside SOURCE, its raw data outside
+        f.create_dataset("d", shape=(8,), dtype="u1", external=[("../outside/raw.bin", 0, 8)])
+    chain = h5py.VirtualLayout(shape=(8,), dtype="u1")
+    chain[:] = h5py.VirtualSource("chain_src.h5", "d", shape=(8,))
+    with h5py.File(src / "chain.h5", "w") as f:
+        f.create_virtual_dataset("d", chain)
     pixels = sample((6, 5), "i2")
     (out / "pixels.bin").write_bytes(pixels.tobytes())
     (src / "pixels.bin").symlink_to(out / "pixels.bin")  # a source link the EDF file names
@@ -124,7 +130,7 @@ def test_bytes_outside_source_are_refused(outside_data, mount, tmp_path):
     with mount(src, "--log-file", str(log)) as mnt:
         assert (mnt / "ext.h5" / "host.npy").stat().st_size == 128 + len(host)  # listed with its size
         for path in [mnt / "ext.h5" / "host.npy", mnt / "ext.h5" / "host.txt", mnt / "ext.h5" / "escape.npy",
-                     mnt / "vds.h5" / "data.npy", mnt / "ext.edf" / "data.npy"]:
+                     mnt / "vds.h5" / "data.npy", mnt / "ext.edf" / "data.npy", mnt / "chain.h5" / "d.npy"]:
             assert refused(path), path
             assert refused(path), path
         assert np.load(mnt / "ext.h5" / "local.npy").tobytes() == (src / "raw.bin").read_bytes()
@@ -142,6 +148,7 @@ def test_allow_outside_reads_them(outside_data, mount):
         with h5py.File(src / "vds.h5", "r") as f:
             np.testing.assert_array_equal(np.load(mnt / "vds.h5" / "data.npy"), f["data"][()])
         np.testing.assert_array_equal(np.load(mnt / "ext.edf" / "data.npy"), pixels)
+        assert np.load(mnt / "chain.h5" / "d.npy").tobytes() == (out / "raw.bin").read_bytes()
 
 
 @pytest.mark.parametrize("path, target, shown", [

@@ -31,10 +31,11 @@ import numpy as np
 from vfs.arrays import ArraySource
 from vfs.context import Context
 from vfs.formats.h5arrays import clean_dtype, make_source
+from vfs.formats.h5outside import OutsideGuard, follow_internal
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.logutil import log_once
-from vfs.errors import OutsideSource, Unreadable
+from vfs.errors import Unreadable
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
@@ -196,59 +197,6 @@ def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
     return dataset_suffixes(obj) if isinstance(obj, h5py.Dataset) else []
 
 
-MAX_SOFT_HOPS = 16
-
-
-def follow_internal(f: h5py.File, path: str, hops: int = 0) -> Any:
-    """The object at absolute ``path`` reached through hard and soft links only, or None.
-
-    h5py would follow an external link on the way, opening (and reading) another file,
-    perhaps outside SOURCE; the mount shows external links as symlinks instead.
-    """
-    obj: Any = f["/"]
-    where = "/"
-    parts = [p for p in path.split("/") if p]
-    for i, part in enumerate(parts):
-        bpart = _encode(part)
-        if not isinstance(obj, h5py.Group) or not obj.id.links.exists(bpart):
-            return None
-        info = obj.id.links.get_info(bpart)
-        if info.type == h5py.h5l.TYPE_EXTERNAL:
-            return None
-        if info.type == h5py.h5l.TYPE_SOFT:
-            if hops >= MAX_SOFT_HOPS:
-                return None
-            rest = posixpath.join(where, _decode(obj.id.links.get_val(bpart)), *parts[i + 1:])
-            return follow_internal(f, posixpath.normpath(rest), hops + 1)
-        obj = obj[bpart]
-        where = posixpath.join(where, part)
-    return obj
-
-
-def outside_sources(h5: H5File, ds: h5py.Dataset, where: str) -> OutsideSource | None:
-    """The error to give on reading ``ds`` if its bytes live in files outside SOURCE:
-    external raw storage (``H5Pset_external``) or virtual-dataset sources. Names are
-    relative to the file's folder (``HDF5_EXTFILE_PREFIX``/``HDF5_VDS_PREFIX``)."""
-    try:
-        dcpl = ds.id.get_create_plist()
-        names = [dcpl.get_external(i)[0] for i in range(dcpl.get_external_count())]
-        if dcpl.get_layout() == h5py.h5d.VIRTUAL:
-            stem = os.path.splitext(os.path.basename(h5.path))[0]
-            for i in range(dcpl.get_virtual_count()):
-                name = dcpl.get_virtual_filename(i)
-                if name != ".":
-                    names.append(name.replace("%b", stem).replace("%%", "%"))
-    except Exception as exc:
-        return OutsideSource(f"{where}: external or virtual sources cannot be listed ({exc}); not read")
-    folder = os.path.dirname(h5.path)
-    for name in names:
-        text = _decode(name) if isinstance(name, bytes) else str(name)
-        error = h5.ctx.outside(os.path.join(folder, text), where)
-        if error is not None:
-            return error
-    return None
-
-
 def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
     """The file suffixes a dataset gets, without building its source."""
     try:
@@ -281,13 +229,10 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     if shape is None:  # NULL dataspace: no value at all
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
-    denied = outside_sources(h5, ds, where)
-    if denied is not None and (dtype.hasobject or shape == ()):
-        entries.add(f"{name}.txt", BrokenFile(make_ino(ino, "txt"), h5.mtime_ns, str(denied.strerror), xattrs,
-                                              error=OutsideSource))
-        return
+    guard = OutsideGuard(h5.path, h5name, h5.ctx, where)  # bytes outside SOURCE: EACCES at open
     if dtype.hasobject or shape == ():  # variable-length members: text read when first needed
-        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5.path, h5name), xattrs))
+        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5.path, h5name, guard),
+                                             xattrs))
         if dtype.hasobject:
             return
     label = f"{h5.path}:{_decode(h5name)}"
@@ -295,9 +240,9 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
-            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], denied)
+            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], guard)
         return
-    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, denied=denied):
+    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, guard=guard):
         reason = f"{where}: no rendering for datatype {dtype}"
         entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
 
@@ -306,11 +251,12 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
 TEXT_BLOCK = 1 << 16
 
 
-def _eager_text(path: str, h5name: bytes) -> Any:
+def _eager_text(path: str, h5name: bytes, guard: OutsideGuard) -> Any:
     """Text of a scalar or variable-length dataset, read when first needed, in blocks of
     rows; given up (EIO, logged once) when it would exceed ``limits.MAX_TEXT``."""
     def make() -> bytes:
         where = f"{path}:{_decode(h5name)}"
+        guard()
         with H5_LOCK:
             ds = POOL.get(path)[h5name]
             deref = lambda v: _deref(ds.file, v)  # noqa: E731

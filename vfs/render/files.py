@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vfs.arrays import ArraySource
-from vfs.errors import Unreadable, VfsError
+from vfs.errors import Unreadable
 from vfs.logutil import log_once
 from vfs.nodes import Entries, File, XattrLoader, make_ino
 from vfs.render import Rendering
@@ -28,9 +28,15 @@ RENDERINGS: dict[str, Callable[[ArraySource], Rendering]] = {
 class RenderedFile(File):
     """A virtual file whose bytes a rendering computes on demand."""
 
-    def __init__(self, ino: int, mtime_ns: int, rendering: Rendering, xattrs: XattrLoader | None = None) -> None:
+    def __init__(self, ino: int, mtime_ns: int, rendering: Rendering, xattrs: XattrLoader | None = None,
+                 guard: Callable[[], None] | None = None) -> None:
         super().__init__(ino, mtime_ns, xattrs)
         self.rendering = rendering
+        self.guard = guard
+
+    def open(self) -> None:
+        if self.guard is not None:
+            self.guard()
 
     @property
     def size(self) -> int:
@@ -45,26 +51,22 @@ class RenderedFile(File):
 
 
 class BrokenFile(File):
-    """A listed entry whose data cannot be served: open gives EIO (or ``error``'s errno,
-    EACCES for data outside SOURCE). Size 0 unless the size is known without the data.
+    """A listed entry whose data cannot be served: size 0, and open gives EIO.
 
     The reason is logged once, the first time someone opens it.
     """
 
-    def __init__(self, ino: int, mtime_ns: int, reason: str, xattrs: XattrLoader | None = None,
-                 size: int = 0, error: type[VfsError] = Unreadable) -> None:
+    def __init__(self, ino: int, mtime_ns: int, reason: str, xattrs: XattrLoader | None = None) -> None:
         super().__init__(ino, mtime_ns, xattrs)
         self.reason = reason
-        self._size = size
-        self.error = error
 
     @property
     def size(self) -> int:
-        return self._size
+        return 0
 
     def open(self) -> None:
         log_once(self.reason, self.reason)
-        raise self.error(self.reason)
+        raise Unreadable(self.reason)
 
     def read(self, offset: int, size: int) -> bytes:
         self.open()
@@ -96,17 +98,15 @@ def add_array_files(
     mtime_ns: int,
     xattrs: XattrLoader | None = None,
     suffixes: list[str] | None = None,
-    denied: VfsError | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> list[str]:
     """Add ``stem.npy``/``stem.txt``/``stem.edf`` for ``source``; return the names used.
 
-    With ``denied`` (data that must not be read), the files are listed with their sizes
-    and opening them raises that error."""
+    ``guard`` runs when one of the files is opened and may refuse it by raising (data
+    whose bytes lie outside SOURCE, say)."""
     names = []
     for suffix in suffixes if suffixes is not None else renderings_for(source):
         rendering = RENDERINGS[suffix](source)
-        node: File = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs)
-        if denied is not None:
-            node = BrokenFile(node.ino, mtime_ns, str(denied.strerror), xattrs, rendering.size, type(denied))
+        node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs, guard)
         names.append(entries.add(f"{stem}.{suffix}", node))
     return names
