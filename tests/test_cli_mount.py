@@ -31,7 +31,8 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
 
 def test_help_explains_options():
     out = subprocess.run([*VFS, "mount", "--help"], capture_output=True, text=True, check=True).stdout
-    for option in ["--foreground", "-o", "--cache-size", "--log-file", "--debug", "--formats", "fusermount3 -u"]:
+    for option in ["--foreground", "-o", "--cache-size", "--log-file", "--debug", "--formats", "fusermount3 -u",
+                   "--allow-outside", "XDG_STATE_HOME"]:
         assert option in out
 
 
