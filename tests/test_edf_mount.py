@@ -116,7 +116,7 @@ def test_stacks_through_mount(tmp_path: Path, mount) -> None:
             assert sorted(os.listdir(folder)) == ["data.npy", "frames", "header.txt", "scan_0"]
             assert os.readlink(folder / "data.npy") == "scan_0/instrument/detector_0/data.npy"
             assert np.array_equal(np.array(np.load(folder / "data.npy", mmap_mode="r")), data)
-            assert sorted(os.listdir(folder / "frames"))[:3] == ["0000.edf", "0000.npy", "0000.txt"]
+            assert sorted(os.listdir(folder / "frames"))[:4] == ["0000.edf", "0000.npy", "0000.png", "0000.txt"]
             for k in (4, 0, 2):
                 assert np.array_equal(np.load(folder / f"frames/{k:04d}.npy"), data[k])
                 assert np.array_equal(np.loadtxt(folder / f"frames/{k:04d}.txt", dtype=np.float32), data[k])
@@ -151,7 +151,7 @@ def test_20000_frames_through_mount(tmp_path: Path, mount) -> None:
     path = write_edf(tmp_path / "many.edf", [frame_block(d, {"k": k}, image=k + 1) for k, d in enumerate(data)])
     with mount(path) as mnt:
         names = os.listdir(mnt / "frames")
-        assert len(names) == 3 * n and "19999.npy" in names and "00000.edf" in names
+        assert len(names) == 4 * n and "19999.npy" in names and "19999.png" in names and "00000.edf" in names
         for k in random.Random(0).sample(range(n), 25):
             assert np.array_equal(np.load(mnt / f"frames/{k:05d}.npy"), data[k])
         stack = np.load(mnt / "data.npy", mmap_mode="r")

@@ -378,7 +378,7 @@ def test_unreadable_data_is_eio_logged_once_and_the_mount_stays_up(tmp_path):
     with mounted(src, tmp_path / "m", log_file=log) as mnt:
         ds = mnt / "ext.h5"
         assert sorted(p.name for p in ds.iterdir()) == ["external.npy", "external.txt", "external_gone.edf",
-                                                       "external_gone.npy", "external_gone.txt", "kept.npy",
+                                                       "external_gone.npy", "external_gone.png", "external_gone.txt", "kept.npy",
                                                        "kept.txt"]
         assert (ds / "external_gone.npy").stat().st_size == 128 + 800
         np.testing.assert_array_equal(np.load(ds / "external.npy"), np.arange(100.0))

@@ -30,8 +30,9 @@ import numpy as np
 
 from vfs.arrays import ArraySource
 from vfs.context import Context
+from vfs.formats.conventions import add_conventions
 from vfs.formats.h5arrays import clean_dtype, make_source
-from vfs.formats.h5outside import OutsideGuard, follow_internal
+from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.logutil import log_once
@@ -122,6 +123,10 @@ class H5Group(Directory):
                     reason = f"{where}: cannot be opened: {type(exc).__name__}: {exc}"
                     log_once(reason, reason)
                     entries.add(_decode(bname), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
+            view = H5View(self.h5, grp, self.h5name)
+            view.group_names = [n for n, node in entries.items()  # soft links to groups too
+                            if isinstance(node, H5Group) or (isinstance(node, Symlink) and view.group(n))]
+            add_conventions(entries, view, (*self.h5.fid, self.h5name, "conv"), self.h5.mtime_ns, self.h5.ctx.cache)
         return entries
 
     def _child_name(self, bname: bytes) -> bytes:
@@ -240,11 +245,77 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
     source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
-            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], guard)
+            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], guard=guard)
         return
-    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, guard=guard):
+    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, cache=h5.ctx.cache, guard=guard):
         reason = f"{where}: no rendering for datatype {dtype}"
         entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
+
+
+class H5View:
+    """One open group as :class:`vfs.formats.conventions.GroupView` (use with
+    :data:`H5_LOCK` held). Hard and soft links are followed; external links are not."""
+
+    def __init__(self, h5: H5File, grp: h5py.Group, h5name: bytes) -> None:
+        self.h5, self.grp, self.h5name = h5, grp, h5name
+        #: member groups in order, when the caller knows them (else found on first use)
+        self.group_names: list[str] | None = None
+        self.path = _decode(h5name) if h5name != b"/" else "/"
+        self._attrs: dict[str, Any] | None = None
+
+    def attrs(self) -> Mapping[str, Any]:
+        if self._attrs is None:
+            self._attrs = read_attrs(self.grp, f"{self.h5.path}:{self.path}")
+        return self._attrs
+
+    def members(self) -> list[str]:
+        return [_decode(b) for b in self.grp.id.__iter__()]
+
+    def _get(self, name: str) -> Any:
+        bname = _encode(name)
+        try:
+            if not self.grp.id.links.exists(bname):
+                return None
+            kind = self.grp.id.links.get_info(bname).type
+            if kind == h5py.h5l.TYPE_EXTERNAL:
+                return None
+            if kind == h5py.h5l.TYPE_SOFT:  # never through an external link on the way
+                return follow_internal(self.grp.file, posixpath.join(self.path, name))
+            return self.grp.get(bname)
+        except Exception:
+            return None
+
+    def _full(self, name: str) -> bytes:
+        return (self.h5name.rstrip(b"/") + b"/" + _encode(name)) if self.h5name != b"/" else b"/" + _encode(name)
+
+    def member_attrs(self, name: str) -> Mapping[str, Any]:
+        obj = self._get(name)
+        return read_attrs(obj, f"{self.h5.path}:{_decode(self._full(name))}") if obj is not None else {}
+
+    def shape(self, name: str) -> tuple[int, ...] | None:
+        obj = self._get(name)
+        if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+            return None
+        return tuple(obj.shape)
+
+    def array(self, name: str) -> ArraySource | None:
+        obj = self._get(name)
+        if not isinstance(obj, h5py.Dataset) or obj.shape is None or clean_dtype(obj.dtype).kind == "O":
+            return None
+        full = self._full(name)
+        label = f"{self.h5.path}:{_decode(full)}"
+        if outside_sources(self.h5.path, obj, self.h5.ctx, label) is not None:
+            return None  # no plot or axis computed from bytes outside SOURCE
+        return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache)
+
+    def groups(self) -> list[str]:
+        if self.group_names is None:
+            self.group_names = [n for n in self.members() if isinstance(self._get(n), h5py.Group)]
+        return self.group_names
+
+    def group(self, name: str) -> H5View | None:
+        obj = self._get(name)
+        return H5View(self.h5, obj, self._full(name)) if isinstance(obj, h5py.Group) else None
 
 
 #: values read at a time when a variable-length dataset is turned into text

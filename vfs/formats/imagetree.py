@@ -40,6 +40,7 @@ from vfs.render import Rendering
 from vfs.render.edf import EdfRendering, edf_header, edf_supported
 from vfs.render.files import BrokenFile, add_array_files
 from vfs.render.npy import NpyRendering, npy_supported
+from vfs.render.png import PngRendering, png_supported
 from vfs.render.txt import TxtRendering, txt_supported
 
 DETECTOR = "scan_0/instrument/detector_0"
@@ -135,23 +136,26 @@ def kept_keys(keys: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in keys.items() if not is_layout_key(k)}
 
 
-_SUFFIXES: dict[tuple[str, int], list[str]] = {}
+_SUFFIXES: dict[tuple[str, int, bool], list[str]] = {}
 
 
 def suffixes_for(source: ArraySource) -> list[str]:
     """The renderings an array gets (memoised: frames/ asks 20,000 times)."""
-    key = (source.dtype.str, min(len(source.shape), 2))
+    png = png_supported(source.shape, source.dtype)
+    key = (source.dtype.str, min(len(source.shape), 2), png)
     if key not in _SUFFIXES:
         _SUFFIXES[key] = [name for name, ok in (("npy", npy_supported(source.dtype)),
                                                  ("txt", txt_supported(source.dtype)),
-                                                 ("edf", edf_supported(source))) if ok]
+                                                 ("edf", edf_supported(source)),
+                                                 ("png", png)) if ok]
     return _SUFFIXES[key]
 
 
 def add_source_files(entries: Entries, stem: str, source: ArraySource | str, model: ImageModel,
                      ident: tuple[object, ...], extras: Callable[[int], Mapping[str, Any]],
                      xattrs: Callable[[], Mapping[str, bytes]] | None = None) -> list[str]:
-    """``stem.npy``, ``stem.txt`` and ``stem.edf`` for a frame or a stack (rendered lazily).
+    """``stem.npy``, ``stem.txt``, ``stem.edf`` and ``stem.png`` for a frame or a stack
+    (rendered lazily).
 
     ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering. A
     source that cannot be read (a string: the reason) gets files that answer EIO.
@@ -165,6 +169,7 @@ def add_source_files(entries: Entries, stem: str, source: ArraySource | str, mod
         "npy": lambda: NpyRendering(src),
         "txt": lambda: TxtRendering(src),
         "edf": lambda: FramewiseEdfRendering(src, extras),
+        "png": lambda: PngRendering(src),
     }
     return [entries.add(f"{stem}.{suffix}", LazyFile(make_ino(*ident, suffix), mtime, makers[suffix], xattrs))
             for suffix in suffixes_for(src)]

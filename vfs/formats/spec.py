@@ -25,6 +25,7 @@ from vfs.arrays import ArraySource, ChunkedSource, MemorySource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
+from vfs.formats.conventions import energy_values
 from vfs.logutil import log, log_once
 from vfs.nodes import BytesFile, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.render.files import add_array_files
@@ -424,8 +425,11 @@ class ScanBuilder:
             log_once(f"spec-calib:{root.path}:{calib_text!r}", f"{root.path}: unreadable #@CALIB {calib_text!r}")
         self.arrays(entries, f"instrument/{name}/calibration", "calibration",
                     MemorySource(np.array(calib if len(calib) == 3 else [0.0, 1.0, 0.0]), "calibration"))
-        self.arrays(entries, f"instrument/{name}/channels", "channels",
-                    MemorySource(self.channels(a, nch), "channels"))
+        channels = self.channels(a, nch)
+        self.arrays(entries, f"instrument/{name}/channels", "channels", MemorySource(channels, "channels"))
+        if len(calib) == 3:  # PyMca's energy axis, where the scan has a calibration
+            self.arrays(entries, f"instrument/{name}/energy", "energy",
+                        MemorySource(energy_values(np.array(calib), channels), "energy"), ["npy", "txt"])
         ctime = self._per_analyser(b"CTIME", a)
         if ctime is not None and len(sp.numbers(ctime, 3)) == 3:
             for stem, value in zip(("preset_time", "live_time", "elapsed_time"), sp.numbers(ctime, 3)):

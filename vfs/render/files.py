@@ -1,5 +1,6 @@
 """Virtual files made from renderings, and the one place that decides which renderings
-an array gets: ``name.npy``, ``name.txt`` and, for images, ``name.edf``.
+an array gets: ``name.npy``, ``name.txt`` and, for images, ``name.edf`` and the preview
+``name.png``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from vfs.logutil import log_once
 from vfs.nodes import Entries, File, XattrLoader, make_ino
 from vfs.render import Rendering
 from vfs.render.edf import EdfRendering, edf_type
+from vfs.cache import ChunkCache
 from vfs.render.npy import NpyRendering, npy_supported
+from vfs.render.png import PngRendering, png_supported
 from vfs.render.txt import TxtRendering, txt_supported
 
 RENDERINGS: dict[str, Callable[[ArraySource], Rendering]] = {
     "npy": NpyRendering,
     "txt": TxtRendering,
     "edf": EdfRendering,
+    "png": PngRendering,
 }
 
 
@@ -87,6 +91,8 @@ def suffixes_for(shape: tuple[int, ...], dtype: np.dtype[Any]) -> list[str]:
         out.append("txt")
     if len(shape) >= 2 and edf_type(dtype) is not None:
         out.append("edf")
+    if png_supported(shape, dtype):
+        out.append("png")
     return out
 
 
@@ -98,15 +104,16 @@ def add_array_files(
     mtime_ns: int,
     xattrs: XattrLoader | None = None,
     suffixes: list[str] | None = None,
+    cache: ChunkCache | None = None,
     guard: Callable[[], None] | None = None,
 ) -> list[str]:
-    """Add ``stem.npy``/``stem.txt``/``stem.edf`` for ``source``; return the names used.
-
-    ``guard`` runs when one of the files is opened and may refuse it by raising (data
-    whose bytes lie outside SOURCE, say)."""
+    """Add ``stem.npy``/``stem.txt``/``stem.edf``/``stem.png`` for ``source``; return the
+    names used. ``cache`` keeps drawn previews (the mount's chunk cache). ``guard`` runs
+    when one of the files is opened and may refuse it by raising (data whose bytes lie
+    outside SOURCE, say)."""
     names = []
     for suffix in suffixes if suffixes is not None else renderings_for(source):
-        rendering = RENDERINGS[suffix](source)
+        rendering = PngRendering(source, cache) if suffix == "png" else RENDERINGS[suffix](source)
         node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs, guard)
         names.append(entries.add(f"{stem}.{suffix}", node))
     return names
