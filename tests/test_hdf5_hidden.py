@@ -111,7 +111,7 @@ def test_undefined_fill_value_reads_as_h5py(hidden, mount, name):
     src, path = hidden
     with mount(src) as mnt, h5py.File(path, "r") as f:
         assert sorted(n for n in os.listdir(mnt / "h.h5") if n.startswith(name)) == \
-            [f"{name}.edf", f"{name}.npy", f"{name}.txt"]
+            [f"{name}.edf", f"{name}.npy", f"{name}.png", f"{name}.txt"]
         np.testing.assert_array_equal(np.load(mnt / "h.h5" / f"{name}.npy", mmap_mode="r"), f[name][()])
         np.testing.assert_array_equal(np.loadtxt(mnt / "h.h5" / f"{name}.txt"), f[name][()])
 

@@ -92,6 +92,7 @@ def outside_data(tmp_path):
     with h5py.File(src / "ext.h5", "w") as f:
         f.create_dataset("host", shape=(len(host),), dtype="u1", external=[("/etc/hostname", 0, len(host))])
         f.create_dataset("escape", shape=(8,), dtype="u1", external=[("../outside/raw.bin", 0, 8)])
+        f.create_dataset("escape2d", shape=(2, 4), dtype="u1", external=[("../outside/raw.bin", 0, 8)])
         f.create_dataset("local", shape=(8,), dtype="u1", external=[("raw.bin", 0, 8)])
     (out / "raw.bin").write_bytes(bytes(range(100, 108)))
     (src / "raw.bin").write_bytes(bytes(range(8)))
@@ -130,7 +131,8 @@ def test_bytes_outside_source_are_refused(outside_data, mount, tmp_path):
     with mount(src, "--log-file", str(log)) as mnt:
         assert (mnt / "ext.h5" / "host.npy").stat().st_size == 128 + len(host)  # listed with its size
         for path in [mnt / "ext.h5" / "host.npy", mnt / "ext.h5" / "host.txt", mnt / "ext.h5" / "escape.npy",
-                     mnt / "vds.h5" / "data.npy", mnt / "ext.edf" / "data.npy", mnt / "chain.h5" / "d.npy"]:
+                     mnt / "vds.h5" / "data.npy", mnt / "ext.edf" / "data.npy", mnt / "chain.h5" / "d.npy",
+                     mnt / "ext.h5" / "escape2d.png", mnt / "ext.h5" / "escape2d.edf"]:
             assert refused(path), path
             assert refused(path), path
         assert np.load(mnt / "ext.h5" / "local.npy").tobytes() == (src / "raw.bin").read_bytes()
