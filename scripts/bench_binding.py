@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchutil import drop_caches, plain_file, read_through, stop  # noqa: E402
+from vfs.harness import unmount  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -134,18 +135,6 @@ def request_sizes(mountpoint: str) -> Counter[int]:
     return Counter({int(k): v for k, v in json.loads(text).items()})
 
 
-def unmount(mountpoint: str, libfuse: str) -> None:
-    tool = "fusermount3" if libfuse == "3" else "fusermount"
-    for args in ([tool, "-u", mountpoint], [tool, "-uz", mountpoint]):
-        if not os.path.ismount(mountpoint):
-            return
-        subprocess.run(args, capture_output=True, timeout=30)
-        for _ in range(100):
-            if not os.path.ismount(mountpoint):
-                return
-            time.sleep(0.05)
-
-
 def available(binding: str) -> str | None:
     """Why this binding cannot run here, or None."""
     module, lib, libfuse = BINDINGS[binding]
@@ -201,7 +190,7 @@ def measure(binding: str, raise_ra: bool, size: int, passes: int, nrandom: int, 
         rnd_sizes = request_sizes(str(mnt)) - before
         reached = sum(rnd_sizes.values())
     finally:
-        unmount(str(mnt), libfuse)
+        unmount(mnt, "fusermount3" if libfuse == "3" else "fusermount")
         stop(proc)
         log.close()
     return {

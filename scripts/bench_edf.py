@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.mounting import mounted  # noqa: E402
+from vfs.harness import mounted  # noqa: E402
 
 SHAPE = (1024, 1024)
 

@@ -207,7 +207,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Mounts:
-    """Fresh vfs mounts of one source file, each in a subprocess (tests/mounting.py)."""
+    """Fresh vfs mounts of one source file, each in a subprocess (vfs/harness.py)."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -215,7 +215,7 @@ class Mounts:
 
     @contextlib.contextmanager
     def mount(self, source: Path, *extra: str) -> Iterator[Path]:
-        from tests.mounting import mounted
+        from vfs.harness import mounted
 
         self.count += 1
         mnt = self.work / f"mnt{self.count}"
@@ -418,7 +418,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_hdf5: run as root (dropping the page cache needs it)", file=sys.stderr)
         return 2
-    from tests.mounting import fuse_problem
+    from vfs.harness import fuse_problem
 
     problem = fuse_problem()
     if problem:

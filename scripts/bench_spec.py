@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.mounting import mounted  # noqa: E402
+from vfs.harness import mounted  # noqa: E402
 from vfs.cli import parse_size  # noqa: E402
 
 LABELS = ["Epoch", "Seconds", "th", "tth", "chi", "phi", "H", "K", "L", "I0", "I1", "I/I0",

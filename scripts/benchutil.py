@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.mounting import stop  # noqa: E402,F401  (re-exported for the benchmarks)
+from vfs.harness import stop  # noqa: E402,F401  (re-exported for the benchmarks)
 
 BLOCK = 1 << 20
 MiB = 1 << 20

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from vfs.cache import ChunkCache
 
@@ -45,13 +46,15 @@ def test_concurrent_misses_of_one_key_load_once():
 
 def test_a_failed_load_lets_the_next_caller_try_again():
     cache = ChunkCache(budget=1 << 20)
+    calls = []
 
     def broken():
+        calls.append(1)
         raise OSError("decoder failed")
 
-    for _ in range(2):
-        try:
+    for attempt in range(2):
+        with pytest.raises(OSError, match="decoder failed"):
             cache.get("k", broken, "x")
-        except OSError:
-            pass
+        assert len(calls) == attempt + 1  # the failure was not remembered: the loader ran again
+    assert not cache.has("k")
     assert cache.get("k", lambda: np.ones(2), "x").sum() == 2

@@ -16,8 +16,10 @@ from tests.edf_files import CANONICAL, frame_block, sample, write_edf
 from vfs.arrays import ArraySource, MemorySource
 from vfs.context import Context
 from vfs.formats.edf import EdfModel
-from vfs.formats.imagetree import FramewiseEdfRendering, kept_keys
-from vfs.render.edf import EdfRendering
+from vfs.formats.imagetree import kept_keys
+from vfs.formats.imagetree import ImageFolder
+from vfs.nodes import walk
+from vfs.render.edf import EdfRendering, FramewiseEdfRendering
 
 try:
     from PyMca5.PyMcaIO import EdfFile
@@ -101,3 +103,17 @@ def test_generic_rendering_guards_layout_keys(tmp_path: Path) -> None:
         assert np.array_equal(np.stack(got), data), reader
         assert headers[0]["units"] == "counts" and headers[0]["h5_EDF_BinaryFileName"] == "elsewhere.bin", reader
         assert headers[0]["h5_Dim_4"] == "7" and len(headers[0]["long"]) == 1000, reader
+
+
+def test_frame_npy_reads_share_the_source_buffer(tmp_path: Path) -> None:
+    """A frame's ``.npy`` body comes back as a view of the data read (no bytes copy),
+    as an HDF5 dataset's does, and equals numpy's own file."""
+    frames = [sample((64, 32), "<u2", seed=k) for k in range(3)]
+    path = write_edf(tmp_path / "s.edf", [frame_block(f, {"k": k}, image=k + 1) for k, f in enumerate(frames)])
+    folder = ImageFolder(model_of(path), 7)
+    node = walk(folder, ["frames", "0001.npy"])
+    body = node.read_buffer(128, 64 * 32 * 2)  # type: ignore[attr-defined]
+    assert isinstance(body, np.ndarray) and body.dtype == np.uint8
+    saved = tmp_path / "f.npy"
+    np.save(saved, frames[1])
+    assert node.read(0, node.size) == saved.read_bytes()  # type: ignore[attr-defined]

@@ -71,15 +71,11 @@ def test_listing_plain_files_and_detection(env):
 @pytest.mark.parametrize("filename", ["main.h5", "other.h5", "userblock.dat", "cube.h5"])
 def test_every_dataset_npy_equals_h5py(env, filename):
     src, mnt, _ = env
-    checked = 0
+    checked, elsewhere = set(), set()
     for name, shape, dtype, value in datasets(src / filename):
         base = mnt / filename / name
-        if value is None or name == "huge":
-            continue
-        if dtype.kind == "O" or shape is None:
-            assert (base.parent / (base.name + ".txt")).exists()
-            continue
-        if isinstance(value, h5py.Empty):
+        if value is None or name == "huge" or dtype.kind == "O" or shape is None or isinstance(value, h5py.Empty):
+            elsewhere.add(name)
             continue
         got = np.load(str(base) + ".npy", mmap_mode="r" if shape else None)
         expected = np.asarray(value)
@@ -92,8 +88,16 @@ def test_every_dataset_npy_equals_h5py(env, filename):
         else:
             assert got.dtype.str.lstrip("|") == expected.dtype.str.lstrip("|") or expected.dtype.kind == "b"
             assert np.asarray(got).tobytes() == expected.tobytes(), name
-        checked += 1
-    assert checked >= 1
+        checked.add(name)
+    assert elsewhere == NOT_NPY.get(filename, set())  # text, empty and huge data: checked by other tests
+    assert len(checked) == DATASETS[filename] - len(elsewhere)
+
+
+#: datasets in h5data's files (counted by hand from h5data.py)
+DATASETS = {"main.h5": 29 + 7, "other.h5": 1, "userblock.dat": 3, "cube.h5": 10}
+#: datasets whose .npy this test does not compare: strings (.txt only), a null dataspace, 2 TB of fill
+NOT_NPY = {"main.h5": {"entry/types/vlen_strings", "entry/types/scalar_string", "entry/types/null_space"},
+           "cube.h5": {"huge"}}
 
 
 def test_txt_and_scalars(env):

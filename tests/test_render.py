@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from pathlib import Path
 
 import fabio
@@ -85,10 +86,16 @@ def test_npy_equals_numpy_save_at_any_range(tmp_path: Path, case, data):
 
 def test_npy_header_versions_match_numpy():
     big = np.dtype([(f"field_{i}", "<f8") for i in range(3000)])
-    utf = np.dtype([("énergie", "<f8")])
-    for dtype, shape in [(np.dtype("<f4"), (3, 4)), (big, (2,)), (utf, (1,)), (np.dtype("<i2"), ())]:
-        expected = npy_bytes(np.zeros(shape, dtype))
+    latin = np.dtype([("énergie", "<f8")])
+    utf = np.dtype([("θ", "<f8"), ("能量", ">i4")])
+    cases = [(np.dtype("<f4"), (3, 4), 1), (big, (2,), 2), (latin, (1,), 1), (utf, (2, 3), 3), (np.dtype("<i2"), (), 1),
+             (np.dtype(">u2"), (0, 5), 1)]
+    for dtype, shape, version in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # numpy warns when it writes 2.0 or 3.0
+            expected = npy_bytes(np.zeros(shape, dtype))
         head = npy_header(shape, dtype)
+        assert head[6] == version and expected[6] == version
         assert expected.startswith(head) and len(expected) == len(head) + math.prod(shape) * dtype.itemsize
 
 

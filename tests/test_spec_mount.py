@@ -189,7 +189,7 @@ def test_truncated_or_replaced_file(tmp_path: Path, mount: MountFactory) -> None
         wait_until(lambda: os.listdir(folder) == ["7.1"])
         assert np.load(folder / "7.1" / "measurement" / "y.npy").tolist() == [9]
         path.write_bytes(b"")  # emptied in place: an empty folder, no crash
-        wait_until(lambda: os.listdir(folder) == [] if folder.is_dir() else True)
+        wait_until(lambda: folder.is_dir() and os.listdir(folder) == [])
 
 
 def test_index_of_real_files_matches_silx_keys(real_data: Path) -> None:

@@ -45,13 +45,25 @@ class ArraySource:
         dtype: np.dtype[Any],
         chunks: Index,
         label: str,
-        attrs: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         self.chunks = tuple(max(int(c), 1) for c in chunks)
         self.label = label
-        self.attrs: Mapping[str, Any] = attrs or {}
+        self._attrs = attrs
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        """Attributes a rendering carries (``.edf`` header keys); ``attrs`` given as a
+        function is called the first time they are asked for (EDF header keys)."""
+        if callable(self._attrs):
+            self._attrs = dict(self._attrs())
+        return self._attrs or {}
+
+    @attrs.setter
+    def attrs(self, value: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
+        self._attrs = value
 
     @property
     def size(self) -> int:
@@ -148,7 +160,7 @@ class ChunkedSource(ArraySource):
     def _prefetch(self, a: int, b: int) -> None:
         for start, extent in flat_boxes(self.shape, a, b):
             for index in chunks_of_box(start, extent, self.chunks):
-                if not self.cache.has((self.key, index)):
+                if not self.cache.has(self.chunk_key(index)):
                     _PREFETCH.submit(self._prefetch_one, index)
 
     def _prefetch_one(self, index: Index) -> None:
@@ -161,8 +173,12 @@ class ChunkedSource(ArraySource):
         """Decode chunk ``index`` (clipped at the array's edge)."""
         raise NotImplementedError
 
+    def chunk_key(self, index: Index) -> Hashable:
+        """The cache key of chunk ``index`` (a subclass may share chunks between sources)."""
+        return (self.key, index)
+
     def chunk(self, index: Index) -> np.ndarray:
-        return self.cache.get((self.key, index), lambda: self._checked_load(index), self.label)  # type: ignore[no-any-return]
+        return self.cache.get(self.chunk_key(index), lambda: self._checked_load(index), self.label)  # type: ignore[no-any-return]
 
     def _checked_load(self, index: Index) -> np.ndarray:
         try:
@@ -180,29 +196,6 @@ class ChunkedSource(ArraySource):
             in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
             key: tuple[Any, ...] = (*in_chunk, Ellipsis)  # keeps 0-d chunks arrays
             out[in_box] = data[key]
-
-
-class WholeSource(ChunkedSource):
-    """An array decoded in one piece by ``loader`` (a compressed EDF, a small dataset)."""
-
-    def __init__(
-        self,
-        shape: Index,
-        dtype: np.dtype[Any],
-        label: str,
-        key: Hashable,
-        cache: ChunkCache,
-        loader: Callable[[], np.ndarray],
-        attrs: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(shape, dtype, shape, label, key, cache, attrs)
-        self._loader = loader
-
-    def load_chunk(self, index: Index) -> np.ndarray:
-        data = np.asarray(self._loader(), dtype=self.dtype)
-        if data.shape != self.shape:
-            raise Unreadable(f"{self.label}: expected shape {self.shape}, decoded {data.shape}")
-        return data
 
 
 class RawSource(ArraySource):

@@ -153,9 +153,7 @@ class DataFolder(Directory):
             with self._inner_lock:
                 inner = self._inner
                 refresh = getattr(inner, "refresh", None)
-                if inner is not None and refresh is not None and refresh(st):
-                    pass
-                else:
+                if inner is None or refresh is None or not refresh(st):  # a grown SPEC file keeps its folder
                     self._inner = None
             self.invalidate()
 

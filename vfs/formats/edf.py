@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,9 +26,9 @@ from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats.edfparse import EdfIndex, Frame, decompress
-from vfs.formats.edfstream import CompressedStream, PlainStream, Stream, compression_of, pread_path
-from vfs.formats.imagetree import ImageFolder, kept_keys
-from vfs.formats.sniff import read_head
+from vfs.formats.edfstream import CompressedStream, PlainStream, Stream, pread_path
+from vfs.formats.imagetree import ImageFolder, ModelBase, kept_keys
+from vfs.formats.sniff import compression_of, read_head
 from vfs.logutil import log_once
 from vfs.nodes import Directory
 from vfs.selection import Index, strides_of
@@ -36,16 +36,11 @@ from vfs.selection import Index, strides_of
 PROBE_BLOCK = 64 << 10
 
 
-class EdfModel:
+class EdfModel(ModelBase):
     """One EDF file: its index, its frames as array sources (see ImageModel)."""
 
     def __init__(self, path: str, st: os.stat_result, ctx: Context, probing: bool = False) -> None:
-        self.path = path
-        self.ctx = ctx
-        self.label = path
-        self.mtime_ns = st.st_mtime_ns
-        self.fid: tuple[object, ...] = ("edf", st.st_dev, st.st_ino)
-        self.key: Hashable = ("edf", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        super().__init__("edf", path, st, ctx)
         kind = compression_of(read_head(path, 4))
         self.stream: Stream = PlainStream(path, path)
         if kind and probing:  # decode just the start, and keep it out of the shared cache
@@ -129,23 +124,13 @@ class EdfArray(ArraySource):
     """
 
     def __init__(self, model: EdfModel, frames: list[int], frame_shape: Index, dtype: np.dtype[Any],
-                 stacked: bool, label: str, attrs_loader: Any) -> None:
+                 stacked: bool, label: str, attrs_loader: Callable[[], Mapping[str, str]]) -> None:
         shape = (len(frames), *frame_shape) if stacked else tuple(frame_shape)
         chunks = (1, *frame_shape) if stacked else tuple(frame_shape)
-        super().__init__(shape, dtype, chunks, label)
+        super().__init__(shape, dtype, chunks, label, attrs_loader)  # header keys of the (first) frame
         self.model = model
         self.frames = frames
         self.frame_nbytes = math.prod(frame_shape) * self.dtype.itemsize
-        self._attrs_loader = attrs_loader
-
-    @property  # type: ignore[override]
-    def attrs(self) -> dict[str, str]:
-        """The header keys of the (first) frame: computed when a rendering asks."""
-        return dict(self._attrs_loader())
-
-    @attrs.setter
-    def attrs(self, value: Any) -> None:
-        pass
 
     def read_bytes(self, p: int, q: int) -> bytes:
         q = min(q, self.nbytes)

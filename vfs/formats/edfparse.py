@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from vfs.formats.edfstream import Stream
+from vfs.formats.sniff import GZIP_MAGIC
 from vfs.logutil import log_once
 
 BLOCKSIZE = 512
@@ -155,9 +156,6 @@ def decompress(kind: str, blob: bytes) -> tuple[bytes, int]:
         dec = zlib.decompressobj(-zlib.MAX_WBITS)  # a raw deflate stream
     data = dec.decompress(blob)
     return data, len(blob) - len(dec.unused_data)
-
-
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Window:

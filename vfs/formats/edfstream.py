@@ -26,12 +26,11 @@ from typing import Any, Protocol
 
 from vfs.cache import ChunkCache
 from vfs.errors import Unreadable
+from vfs.formats.sniff import BZIP2_MAGIC, GZIP_MAGIC
 from vfs.logutil import log_once
 
 BLOCK = 8 << 20
 IN_CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
-BZIP2_MAGIC = b"BZh"
 
 
 class Stream(Protocol):
@@ -40,15 +39,6 @@ class Stream(Protocol):
     label: str
 
     def read(self, offset: int, size: int) -> bytes: ...
-
-
-def compression_of(head: bytes) -> str | None:
-    """``"gzip"``, ``"bz2"`` or None, from a file's first bytes."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(BZIP2_MAGIC):
-        return "bz2"
-    return None
 
 
 def pread_path(path: str, offset: int, size: int, label: str) -> bytes:

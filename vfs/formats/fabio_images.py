@@ -24,7 +24,7 @@ from vfs.arrays import ArraySource, ChunkedSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import sniff
-from vfs.formats.imagetree import ImageFolder, kept_keys
+from vfs.formats.imagetree import ImageFolder, ModelBase, kept_keys
 from vfs.nodes import Directory
 from vfs.selection import Index
 
@@ -76,16 +76,11 @@ def accepts(path: str, ctx: Context) -> bool:
     return ext in EXTENSIONS
 
 
-class FabioModel:
+class FabioModel(ModelBase):
     """An image file read through fabio (see ImageModel)."""
 
     def __init__(self, path: str, st: os.stat_result, ctx: Context) -> None:
-        self.path = path
-        self.ctx = ctx
-        self.label = path
-        self.mtime_ns = st.st_mtime_ns
-        self.fid: tuple[object, ...] = ("fabio", st.st_dev, st.st_ino)
-        self.key: Hashable = ("fabio", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        super().__init__("fabio", path, st, ctx)
         self._frames: list[tuple[tuple[int, ...], np.dtype[Any], dict[str, str]]] | None = None
         self._lock = threading.Lock()
 
@@ -110,20 +105,17 @@ class FabioModel:
                         data = np.ascontiguousarray(frame.data)
                         header = {str(key): " ".join(str(value).split("\n")) for key, value in frame.header.items()}
                         out.append((data.shape, data.dtype, header))
-                        self.ctx.cache.get((self.key, "frame", k), lambda d=data: d, self.label)  # type: ignore[misc]
+                        self.ctx.cache.get(self.frame_key(k), lambda d=data: d, self.label)  # type: ignore[misc]
                 self._frames = out
             return self._frames
 
-    def frame_array(self, k: int) -> np.ndarray:
-        def load() -> np.ndarray:
-            try:
-                with self._open() as img:
-                    return self._frame_data(img, k)
-            except Exception as exc:
-                raise Unreadable(f"{self.label}: frame {k}: fabio: {type(exc).__name__}: {exc}") from exc
+    def frame_key(self, k: int) -> Hashable:
+        """Where frame k's data live in the shared cache (the listing puts them there)."""
+        return (self.key, "frame", k)
 
-        data: np.ndarray = self.ctx.cache.get((self.key, "frame", k), load, self.label)
-        return data
+    def load_frame(self, k: int) -> np.ndarray:
+        with self._open() as img:
+            return self._frame_data(img, k)
 
     # -- ImageModel ----------------------------------------------------------------------
     def count(self) -> int:
@@ -154,7 +146,8 @@ class FabioModel:
 
 
 class FabioFrames(ChunkedSource):
-    """One frame, or all frames stacked; each chunk is one frame loaded through fabio."""
+    """One frame, or all frames stacked; each chunk is one frame loaded through fabio,
+    cached under the model's frame key, so the frames the listing read are hits."""
 
     def __init__(self, model: FabioModel, frames: list[int], shape: tuple[int, ...], dtype: np.dtype[Any],
                  stacked: bool, attrs: dict[str, str]) -> None:
@@ -166,11 +159,19 @@ class FabioFrames(ChunkedSource):
         self.frames = frames
         self.stacked = stacked
 
+    def _frame(self, index: Index) -> int:
+        return self.frames[index[0]] if self.stacked else self.frames[0]
+
+    def chunk_key(self, index: Index) -> Hashable:
+        return self.model.frame_key(self._frame(index))
+
+    def load_chunk(self, index: Index) -> np.ndarray:
+        return self.model.load_frame(self._frame(index))
+
     def chunk(self, index: Index) -> np.ndarray:
-        k = self.frames[index[0]] if self.stacked else self.frames[0]
-        data = self.model.frame_array(k)
+        data = super().chunk(index)
         if data.shape != tuple(self.chunks[1:] if self.stacked else self.chunks) or data.dtype != self.dtype:
-            raise Unreadable(f"{self.label}: frame {k} changed shape or type")
+            raise Unreadable(f"{self.label}: frame {self._frame(index)} changed shape or type")
         return data[None] if self.stacked else data
 
 

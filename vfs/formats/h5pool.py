@@ -10,8 +10,8 @@ never pull a file out from under a reader. Data read straight from the file with
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
+import cachetools
 import h5py  # noqa: E402
 
 try:  # registers bitshuffle/LZ4, Blosc, Blosc2, Zstd, ... with HDF5
@@ -25,37 +25,43 @@ H5_LOCK = threading.RLock()
 RDCC_NBYTES = 1 << 20
 
 
+def _close(f: h5py.File) -> None:
+    try:
+        f.close()
+    except Exception:  # closing a file that is already broken
+        pass
+
+
+class _OpenFiles(cachetools.LRUCache[str, h5py.File]):
+    """An LRU of open files that closes the file it evicts."""
+
+    def popitem(self) -> tuple[str, h5py.File]:
+        path, f = super().popitem()
+        _close(f)
+        return path, f
+
+
 class FilePool:
     """At most ``limit`` open HDF5 files; the least recently used is closed first."""
 
     def __init__(self, limit: int = 128) -> None:
         self.limit = limit
-        self._files: OrderedDict[str, h5py.File] = OrderedDict()
+        self._files = _OpenFiles(maxsize=limit)
 
     def get(self, path: str) -> h5py.File:
         """The open file for ``path``. Call with :data:`H5_LOCK` held."""
-        f = self._files.get(path)
+        f = self._files.get(path)  # a hit makes it the most recently used
         if f is not None and f.id.valid:
-            self._files.move_to_end(path)
             return f
         f = h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES, locking=False)
         self._files[path] = f
-        while len(self._files) > self.limit:
-            _, old = self._files.popitem(last=False)
-            try:
-                old.close()
-            except Exception:  # closing a file that is already broken
-                pass
         return f
 
     def forget(self, path: str) -> None:
         """Close ``path`` (its content changed on disk). Call with the lock held."""
         f = self._files.pop(path, None)
         if f is not None:
-            try:
-                f.close()
-            except Exception:
-                pass
+            _close(f)
 
     def __len__(self) -> int:
         return len(self._files)

@@ -37,6 +37,7 @@ from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.logutil import log_once
 from vfs.errors import Unreadable
+from vfs.naming import safe_name, safe_path
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
@@ -122,7 +123,8 @@ class H5Group(Directory):
                     where = f"{self.h5.path}:{posixpath.join(self.group_path, _decode(bname))}"
                     reason = f"{where}: cannot be opened: {type(exc).__name__}: {exc}"
                     log_once(reason, reason)
-                    entries.add(_decode(bname), BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason))
+                    broken = BrokenFile(make_ino(*self.h5.fid, self.h5name, bname), self.h5.mtime_ns, reason)
+                    entries.add(safe_name(_decode(bname)), broken)
             view = H5View(self.h5, grp, self.h5name)
             view.group_names = [n for n, node in entries.items()  # soft links to groups too
                             if isinstance(node, H5Group) or (isinstance(node, Symlink) and view.group(n))]
@@ -133,7 +135,7 @@ class H5Group(Directory):
         return (self.h5name.rstrip(b"/") + b"/" + bname) if self.h5name != b"/" else b"/" + bname
 
     def _add_member(self, entries: Entries, grp: h5py.Group, bname: bytes) -> None:
-        name = _decode(bname)
+        name = safe_name(_decode(bname))
         link = grp.id.links.get_info(bname)
         full = self._child_name(bname)
         if link.type == h5py.h5l.TYPE_SOFT:
@@ -155,7 +157,7 @@ class H5Group(Directory):
                 entries.add(f"{name}.dtype.txt", BytesFile(ino, self.h5.mtime_ns, text))
 
     def _view_dir(self) -> str:
-        return posixpath.join(self.h5.mount_path or "/", self.group_path.lstrip("/"))
+        return posixpath.join(self.h5.mount_path or "/", safe_path(self.group_path.lstrip("/")))
 
     def _add_soft(self, entries: Entries, grp: h5py.Group, bname: bytes, name: str, target: str) -> None:
         abs_target = posixpath.normpath(posixpath.join(self.group_path, target))
@@ -167,10 +169,10 @@ class H5Group(Directory):
             obj = None
         if isinstance(obj, h5py.Dataset):
             for suffix in dataset_suffixes(obj):
-                rel = posixpath.relpath(f"{abs_target}.{suffix}", here)
+                rel = posixpath.relpath(f"{safe_path(abs_target)}.{suffix}", safe_path(here))
                 entries.add(f"{name}.{suffix}", Symlink(make_ino(ino, suffix), self.h5.mtime_ns, rel))
             return
-        entries.add(name, Symlink(ino, self.h5.mtime_ns, posixpath.relpath(abs_target, here)))
+        entries.add(name, Symlink(ino, self.h5.mtime_ns, posixpath.relpath(safe_path(abs_target), safe_path(here))))
 
     def _add_external(self, entries: Entries, name: str, filename: str, objpath: str) -> None:
         ino = make_ino(*self.h5.fid, self.h5name, name, "external")
@@ -180,7 +182,7 @@ class H5Group(Directory):
         ctx = self.h5.ctx
         if ctx.mount_is_folder and ctx.inside(other) and os.path.isfile(other):
             other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
-            obj_view = posixpath.normpath(posixpath.join(other_view, objpath.lstrip("/")))
+            obj_view = posixpath.normpath(posixpath.join(other_view, safe_path(objpath.lstrip("/"))))
             suffixes = _external_dataset_suffixes(other, objpath)
             if suffixes:
                 for suffix in suffixes:

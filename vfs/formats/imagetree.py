@@ -16,36 +16,56 @@
         sample/ub_matrix ...               where UB_mne/UB_pos/sample_mne/sample_pos exist
 
 A backend supplies an :class:`ImageModel` (frames, headers, array sources); this
-module turns it into nodes. Frame names have ``max(4, digits)`` digits so that they
+module turns it into nodes: :class:`ImageTree` holds what all folders of one file share
+(the model, its metadata, its detector data), and each folder of the picture is a small
+class below whose ``load`` lists it, built only when someone looks inside.
+:mod:`vfs.formats.imagemeta` sorts the header keys. Frame names have ``max(4, digits)`` digits so that they
 sort. Header keys become ``user.<key>`` xattrs: frame 0's on the file's folder, frame
 k's on ``frames/k.*``. Metadata values become typed arrays with one value per frame
 (int64 or float64; several numbers per value give 2-D) or, when not numeric, text
-with one line per frame. A ``/`` in a key becomes ``%`` in file names.
+with one line per frame. Keys become file names by :func:`vfs.naming.safe_name`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import re
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from vfs.arrays import ArraySource, MemorySource
-from vfs.formats.edfparse import FABIO_RESERVED, is_layout_key
+from vfs.context import Context
+from vfs.formats.edfparse import is_layout_key
+from vfs.formats.imagemeta import UB_KEYS, Metadata, column, header_xattrs, sample_arrays
 from vfs.logutil import log_once
-from vfs.nodes import BytesFile, Directory, Entries, File, Node, Symlink, make_ino
-from vfs.render import Rendering
-from vfs.render.edf import EdfRendering, edf_header, edf_supported
-from vfs.render.files import BrokenFile, add_array_files
-from vfs.render.npy import NpyRendering, npy_supported
-from vfs.render.png import PngRendering, png_supported
-from vfs.render.txt import TxtRendering, txt_supported
+from vfs.naming import safe_name
+from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, XattrLoader, make_ino
+from vfs.render.edf import FramewiseEdfRendering
+from vfs.render.files import BrokenFile, RenderedFile, add_array_files, renderings_for
+from vfs.render.npy import NpyRendering
+from vfs.render.png import PngRendering
+from vfs.render.txt import TxtRendering
+
+__all__ = ["DETECTOR", "FramewiseEdfRendering", "ImageFolder", "ImageModel", "ImageTree", "ModelBase", "kept_keys"]
 
 DETECTOR = "scan_0/instrument/detector_0"
-MAX_XATTR_VALUE = 65536
-MAX_XATTR_LIST = 65536
+
+
+class ModelBase:
+    """What every image model records of its file: path, context, and the identities
+    inode numbers (``fid``) and cache keys (``key``, which also changes with size and
+    mtime) are made from."""
+
+    def __init__(self, kind: str, path: str, st: os.stat_result, ctx: Context) -> None:
+        self.path = path
+        self.ctx = ctx
+        self.label = path
+        self.mtime_ns = st.st_mtime_ns
+        self.fid: tuple[object, ...] = (kind, st.st_dev, st.st_ino)
+        self.key: Hashable = (kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class ImageModel(Protocol):
@@ -66,187 +86,24 @@ class ImageModel(Protocol):
     def stack_source(self) -> ArraySource | str | None: ...
 
 
-def file_name(key: str) -> str:
-    """A header key as a file name: ``/`` -> ``%``, NUL dropped, never empty."""
-    return key.replace("/", "%").replace("\0", "") or "_"
-
-
-def header_xattrs(keys: Mapping[str, str]) -> dict[str, bytes]:
-    """``user.<key>`` for each header key that fits the kernel's xattr limits (names of
-    255 bytes, values of 64 KiB, 64 KiB for the list of names)."""
-    out = {}
-    listed = 0
-    for key, value in keys.items():
-        name = "user." + key.replace("\0", "")
-        size = len(name.encode("utf-8", "surrogateescape")) + 1
-        data = value.encode("utf-8", "surrogateescape")
-        if size <= 256 and len(data) <= MAX_XATTR_VALUE and listed + size <= MAX_XATTR_LIST:
-            out[name] = data
-            listed += size
-    return out
-
-
-def nx_xattrs(**attrs: str) -> Callable[[], dict[str, bytes]]:
-    return lambda: {f"user.{k}": v.encode() for k, v in attrs.items()}
-
-
-class LazyFile(File):
-    """A rendered file whose rendering is made on first use (frames/ may hold 60,000)."""
-
-    def __init__(self, ino: int, mtime_ns: int, make: Callable[[], Rendering],
-                 xattrs: Callable[[], Mapping[str, bytes]] | None = None) -> None:
-        super().__init__(ino, mtime_ns, xattrs)
-        self._make = make
-        self._rendering: Rendering | None = None
-
-    @property
-    def rendering(self) -> Rendering:
-        if self._rendering is None:
-            self._rendering = self._make()
-        return self._rendering
-
-    @property
-    def size(self) -> int:
-        return self.rendering.size
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self.rendering.read(offset, size)
-
-
-class FramewiseEdfRendering(EdfRendering):
-    """An ``.edf`` rendering whose frames each carry their own header keys."""
-
-    def __init__(self, source: ArraySource, extras: Callable[[int], Mapping[str, Any]]) -> None:
-        self.extras = extras
-        super().__init__(source, extra={}, max_value=None)
-        self.header_size = max((len(self._raw_header(k)) for k in range(self.nframes)), default=self.header_size)
-
-    def _raw_header(self, k: int) -> bytes:
-        return edf_header(self.frame_shape, self.source.dtype, k + 1, self.extras(k), max_value=None)
-
-    def header(self, k: int) -> bytes:
-        head = self._raw_header(k)
-        if len(head) < self.header_size:
-            head = head[:-2] + b" " * (self.header_size - len(head)) + b"}\n"
-        return head
-
-
 def kept_keys(keys: Mapping[str, str]) -> dict[str, str]:
     """The header keys an ``.edf`` rendering carries over (layout keys are rewritten)."""
     return {k: v for k, v in keys.items() if not is_layout_key(k)}
 
 
-_SUFFIXES: dict[tuple[str, int, bool], list[str]] = {}
+def nx_xattrs(**attrs: str) -> XattrLoader:
+    """A loader of fixed ``user.<name>`` attributes (NX_class and friends)."""
+    data = {f"user.{k}": v.encode() for k, v in attrs.items()}
+    return lambda: data
 
 
-def suffixes_for(source: ArraySource) -> list[str]:
-    """The renderings an array gets (memoised: frames/ asks 20,000 times)."""
-    png = png_supported(source.shape, source.dtype)
-    key = (source.dtype.str, min(len(source.shape), 2), png)
-    if key not in _SUFFIXES:
-        _SUFFIXES[key] = [name for name, ok in (("npy", npy_supported(source.dtype)),
-                                                 ("txt", txt_supported(source.dtype)),
-                                                 ("edf", edf_supported(source)),
-                                                 ("png", png)) if ok]
-    return _SUFFIXES[key]
-
-
-def add_source_files(entries: Entries, stem: str, source: ArraySource | str, model: ImageModel,
-                     ident: tuple[object, ...], extras: Callable[[int], Mapping[str, Any]],
-                     xattrs: Callable[[], Mapping[str, bytes]] | None = None) -> list[str]:
-    """``stem.npy``, ``stem.txt``, ``stem.edf`` and ``stem.png`` for a frame or a stack
-    (rendered lazily).
-
-    ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering. A
-    source that cannot be read (a string: the reason) gets files that answer EIO.
-    """
-    mtime = model.mtime_ns
-    if isinstance(source, str):
-        return [entries.add(f"{stem}.{suffix}", BrokenFile(make_ino(*ident, suffix), mtime, source, xattrs))
-                for suffix in ("npy", "txt", "edf")]
-    src = source
-    makers: dict[str, Callable[[], Rendering]] = {
-        "npy": lambda: NpyRendering(src),
-        "txt": lambda: TxtRendering(src),
-        "edf": lambda: FramewiseEdfRendering(src, extras),
-        "png": lambda: PngRendering(src),
-    }
-    return [entries.add(f"{stem}.{suffix}", LazyFile(make_ino(*ident, suffix), mtime, makers[suffix], xattrs))
-            for suffix in suffixes_for(src)]
-
-
-# -- metadata columns ----------------------------------------------------------------------
-_INT = re.compile(r"[+-]?\d+\Z")
-
-
-def column(values: list[str | None]) -> np.ndarray | None:
-    """One value per frame as int64 or float64 (2-D for several numbers), or None for text.
-
-    A frame without the key gets 0 (integers) or NaN (floats).
-    """
-    present = [v.split() for v in values if v is not None]
-    if not present or not present[0] or any(len(t) != len(present[0]) for t in present):
-        return None
-    width = len(present[0])
-    flat = [t for row in present for t in row]
-    try:
-        if all(_INT.match(t) for t in flat) and all(abs(int(t)) < 2**63 for t in flat):
-            arr = np.array([[int(t) for t in v.split()] if v is not None else [0] * width for v in values], np.int64)
-        else:
-            arr = np.array([[float(t) for t in v.split()] if v is not None else [np.nan] * width for v in values],
-                           np.float64)
-    except ValueError:
-        return None
-    return arr[:, 0] if width == 1 else arr
-
-
-def add_column(entries: Entries, name: str, values: list[str | None], model: ImageModel,
-               ident: tuple[object, ...]) -> None:
-    arr = column(values)
-    if arr is not None:
-        add_array_files(entries, file_name(name), MemorySource(arr, f"{model.label}:{name}"),
-                        (*ident, name), model.mtime_ns, suffixes=["npy", "txt"])
-        return
-    text = "".join(("" if v is None else v) + "\n" for v in values).encode("utf-8", "surrogateescape")
-    entries.add(file_name(name) + ".txt", BytesFile(make_ino(*ident, name, "txt"), model.mtime_ns, text))
-
-
-def _pairs(keys: Mapping[str, str], base: str) -> dict[str, str | None]:
-    names = keys.get(f"{base}_mne", "").split()
-    values = keys.get(f"{base}_pos", "").split()
-    return {n: (values[i] if i < len(values) else None) for i, n in enumerate(names)}
-
-
-class Metadata:
-    """Header keys of every frame sorted the way silx sorts them (built once, lazily)."""
+class ImageTree:
+    """What every folder of one image file shares; the metadata and the detector data
+    are computed the first time a folder needs them."""
 
     def __init__(self, model: ImageModel) -> None:
-        n = model.count()
-        self.others: dict[str, list[str | None]] = {}
-        self.positioners: dict[str, list[str | None]] = {}
-        self.counters: dict[str, list[str | None]] = {}
-        self.scan_header: list[str] = []
-        for k in range(n):
-            keys = model.header(k)
-            self.scan_header.append("\n".join(f"{key}: {value}" for key, value in keys.items()))
-            caught: set[str] = set()
-            for base, target in (("motor", self.positioners), ("counter", self.counters)):
-                if f"{base}_mne" in keys and f"{base}_pos" in keys:
-                    caught |= {f"{base}_mne", f"{base}_pos"}
-                    for name, value in _pairs(keys, base).items():
-                        target.setdefault(name, [None] * n)[k] = value
-            for key, value in keys.items():
-                if key not in caught and key.upper() not in FABIO_RESERVED:
-                    self.others.setdefault(key, [None] * n)[k] = value
-
-
-# -- folders -------------------------------------------------------------------------------
-class ImageFolder(Directory):
-    """The folder of one image file (see the module docstring)."""
-
-    def __init__(self, model: ImageModel, ino: int) -> None:
-        super().__init__(ino, model.mtime_ns, xattrs=lambda: header_xattrs(model.header(0)))
         self.model = model
+        self.mtime = model.mtime_ns
         self._meta: Metadata | None = None
         self._stack: tuple[ArraySource | str | None] | None = None
 
@@ -257,155 +114,258 @@ class ImageFolder(Directory):
             self._stack = (self.model.stack_source(),)
         return self._stack[0]
 
+    @property
     def meta(self) -> Metadata:
         if self._meta is None:
-            self._meta = Metadata(self.model)
+            self._meta = Metadata([self.model.header(k) for k in range(self.model.count())])
         return self._meta
 
-    def ident(self, *path: object) -> tuple[object, ...]:
-        return (*self.model.fid, *path)
+    def ino(self, *path: object) -> int:
+        return make_ino(*self.model.fid, *path)
 
-    def folder(self, path: str, loader: Callable[[], Mapping[str, Node]], **attrs: str) -> Directory:
-        return Directory(make_ino(*self.ident(path)), self.model.mtime_ns, loader, nx_xattrs(**attrs))
+    def folder(self, cls: type[ImageSubfolder], path: str, **attrs: str) -> ImageSubfolder:
+        """A sub-folder called ``path`` (the inode's identity), listed by ``cls.load``."""
+        return cls(self, path, nx_xattrs(**attrs))
+
+    def detector_files(self) -> list[str]:
+        """The names of the detector data's renderings (``data.npy`` ...)."""
+        stack = self.stack
+        if stack is None:
+            return []
+        suffixes = ["npy", "txt", "edf"] if isinstance(stack, str) else renderings_for(stack)
+        return [f"data.{suffix}" for suffix in suffixes]
+
+    def add_source_files(self, entries: Entries, stem: str, source: ArraySource | str, ident: tuple[object, ...],
+                         extras: Callable[[int], Mapping[str, Any]], xattrs: XattrLoader | None = None) -> None:
+        """``stem.npy``, ``stem.txt``, ``stem.edf`` and ``stem.png`` for a frame or a stack,
+        rendered lazily.
+
+        ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering. A
+        source that cannot be read (a string: the reason) gets files that answer EIO.
+        """
+        if isinstance(source, str):
+            for suffix in ("npy", "txt", "edf"):
+                entries.add(f"{stem}.{suffix}", BrokenFile(self.ino(*ident, suffix), self.mtime, source, xattrs))
+            return
+        makers: dict[str, Callable[[], Any]] = {
+            "npy": functools.partial(NpyRendering, source),
+            "txt": functools.partial(TxtRendering, source),
+            "edf": functools.partial(FramewiseEdfRendering, source, extras),
+            "png": functools.partial(PngRendering, source),
+        }
+        for suffix in renderings_for(source):
+            entries.add(f"{stem}.{suffix}", RenderedFile(self.ino(*ident, suffix), self.mtime, makers[suffix], xattrs))
+
+    def add_column(self, entries: Entries, name: str, values: list[str | None], group: str) -> None:
+        """One metadata key's values (one per frame) as ``.npy``/``.txt``, or a text file."""
+        arr = column(values)
+        stem = safe_name(name)
+        if arr is not None:
+            add_array_files(entries, stem, MemorySource(arr, f"{self.model.label}:{name}"),
+                            (*self.model.fid, group, name), self.mtime, suffixes=["npy", "txt"])
+            return
+        text = "".join(("" if v is None else v) + "\n" for v in values).encode("utf-8", "surrogateescape")
+        entries.add(stem + ".txt", BytesFile(self.ino(group, name, "txt"), self.mtime, text))
+
+    def add_links(self, entries: Entries, up: str) -> None:
+        """``data.<suffix>`` links to each rendering of the detector data, ``up`` above it."""
+        for name in self.detector_files():
+            suffix = name.rsplit(".", 1)[1]
+            entries.add(name, Symlink(self.ino(up, "data", suffix), self.mtime,
+                                      f"{up}{DETECTOR.split('/', 1)[1]}/{name}"))
+
+
+def frame_xattrs(model: ImageModel, k: int) -> Mapping[str, bytes]:
+    return header_xattrs(model.header(k))
+
+
+def frame_extras(model: ImageModel, k: int, _: int) -> Mapping[str, Any]:
+    """The ``.edf`` header keys of frame ``k`` (the rendering of one frame asks for its 0th)."""
+    return kept_keys(model.header(k))
+
+
+class ImageFolder(Directory):
+    """The folder of one image file (see the module docstring)."""
+
+    def __init__(self, model: ImageModel, ino: int) -> None:
+        super().__init__(ino, model.mtime_ns, xattrs=functools.partial(frame_xattrs, model, 0))
+        self.model = model
+        self.tree = ImageTree(model)
 
     def load(self) -> Mapping[str, Node]:
-        model = self.model
-        n = model.count()
+        tree = self.tree
         entries = Entries()
-        entries.add("header.txt", BytesFile(make_ino(*self.ident("header.txt")), model.mtime_ns, model.header_text))
-        if self.stack is not None:
-            entries.add("data.npy", Symlink(make_ino(*self.ident("data.npy")), model.mtime_ns, f"{DETECTOR}/data.npy"))
-        if n > 1:
-            entries.add("frames", self.folder("frames", self._frames))
-        entries.add("scan_0", self.folder("scan_0", self._scan, NX_class="NXentry", default="image"))
+        entries.add("header.txt", BytesFile(tree.ino("header.txt"), tree.mtime, self.model.header_text))
+        if tree.stack is not None:
+            entries.add("data.npy", Symlink(tree.ino("data.npy"), tree.mtime, f"{DETECTOR}/data.npy"))
+        if self.model.count() > 1:
+            entries.add("frames", tree.folder(FramesFolder, "frames"))
+        entries.add("scan_0", tree.folder(ScanEntry, "scan_0", NX_class="NXentry", default="image"))
         return entries
 
-    def _frames(self) -> Mapping[str, Node]:
-        model = self.model
+
+class ImageSubfolder(Directory):
+    """A folder below the file's folder; subclasses list it in :meth:`load`."""
+
+    def __init__(self, tree: ImageTree, path: str, xattrs: XattrLoader) -> None:
+        super().__init__(tree.ino(path), tree.mtime, xattrs=xattrs)
+        self.tree = tree
+
+
+class FramesFolder(ImageSubfolder):
+    """``frames/``: one ``NNNN.npy|.txt|.edf`` per frame, ``max(4, digits)`` digits."""
+
+    def load(self) -> Mapping[str, Node]:
+        tree, model = self.tree, self.tree.model
         n = model.count()
         width = max(4, len(str(n - 1)))
         entries = Entries()
         for k in range(n):
-            stem = f"{k:0{width}d}"
-            self._add_frame(entries, stem, k)
+            tree.add_source_files(entries, f"{k:0{width}d}", model.frame_source(k), ("frame", k),
+                                  functools.partial(frame_extras, model, k),
+                                  functools.partial(frame_xattrs, model, k))
         return entries
 
-    def _add_frame(self, entries: Entries, stem: str, k: int) -> None:
-        model = self.model
 
-        def extras(_: int) -> Mapping[str, Any]:
-            return kept_keys(model.header(k))
+class ScanEntry(ImageSubfolder):
+    """``scan_0/`` (NXentry)."""
 
-        def xattrs() -> Mapping[str, bytes]:
-            return header_xattrs(model.header(k))
-
-        add_source_files(entries, stem, model.frame_source(k), model, self.ident("frame", k), extras, xattrs)
-
-    # scan_0 and below ------------------------------------------------------------------
-    def _links(self, entries: Entries, stem: str, up: str) -> None:
-        """Links ``stem.<suffix>`` to each rendering of the detector data."""
-        if self.stack is None:
-            return
-        for name in self._detector_files():
-            suffix = name.rsplit(".", 1)[1]
-            entries.add(f"{stem}.{suffix}", Symlink(make_ino(*self.ident(up, stem, suffix)), self.model.mtime_ns,
-                                                    f"{up}{DETECTOR.split('/', 1)[1]}/{name}"))
-
-    def _detector_files(self) -> list[str]:
-        stack = self.stack
-        if stack is None:
-            return []
-        if isinstance(stack, str):
-            return ["data.npy", "data.txt", "data.edf"]
-        return [f"data.{suffix}" for suffix in suffixes_for(stack)]
-
-    def _scan(self) -> Mapping[str, Node]:
+    def load(self) -> Mapping[str, Node]:
+        tree = self.tree
         entries = Entries()
-        entries.add("instrument", self.folder("scan_0/instrument", self._instrument, NX_class="NXinstrument"))
-        entries.add("measurement", self.folder("scan_0/measurement", self._measurement, NX_class="NXcollection"))
-        entries.add("image", self.folder("scan_0/image", self._image, NX_class="NXdata", interpretation="image",
+        entries.add("instrument", tree.folder(InstrumentFolder, "scan_0/instrument", NX_class="NXinstrument"))
+        entries.add("measurement", tree.folder(MeasurementFolder, "scan_0/measurement", NX_class="NXcollection"))
+        entries.add("image", tree.folder(ImageData, "scan_0/image", NX_class="NXdata", interpretation="image",
                                          signal="data"))
-        if _ub_keys(self.model.header(0)):
-            entries.add("sample", self.folder("scan_0/sample", self._sample, NX_class="NXsample"))
+        if UB_KEYS <= set(tree.model.header(0)):
+            entries.add("sample", tree.folder(SampleFolder, "scan_0/sample", NX_class="NXsample"))
         return entries
 
-    def _instrument(self) -> Mapping[str, Node]:
+
+class InstrumentFolder(ImageSubfolder):
+    """``instrument/`` (NXinstrument): positioners, file, detector_0."""
+
+    def load(self) -> Mapping[str, Node]:
+        tree = self.tree
         entries = Entries()
-        entries.add("positioners", self.folder("scan_0/instrument/positioners", self._positioners,
+        entries.add("positioners", tree.folder(PositionersFolder, "scan_0/instrument/positioners",
                                                NX_class="NXpositioner"))
-        entries.add("file", self.folder("scan_0/instrument/file", self._file, NX_class="NXcollection"))
-        entries.add("detector_0", self.folder(DETECTOR, self._detector, NX_class="NXdetector"))
+        entries.add("file", tree.folder(FileFolder, "scan_0/instrument/file", NX_class="NXcollection"))
+        entries.add("detector_0", tree.folder(DetectorFolder, DETECTOR, NX_class="NXdetector"))
         return entries
 
-    def _positioners(self) -> Mapping[str, Node]:
+
+class ColumnsFolder(ImageSubfolder):
+    """A folder of metadata columns: one array (or text) per key, one value per frame."""
+
+    group = ""
+
+    def columns(self) -> dict[str, list[str | None]]:
+        raise NotImplementedError
+
+    def load(self) -> Mapping[str, Node]:
         entries = Entries()
-        for name, values in self.meta().positioners.items():
-            add_column(entries, name, values, self.model, self.ident("positioner"))
+        for name, values in self.columns().items():
+            self.tree.add_column(entries, name, values, self.group)
         return entries
 
-    def _file(self) -> Mapping[str, Node]:
+
+class PositionersFolder(ColumnsFolder):
+    """``positioners/``: one array per ``motor_mne`` name."""
+
+    group = "positioner"
+
+    def columns(self) -> dict[str, list[str | None]]:
+        return self.tree.meta.positioners
+
+
+class OthersFolder(ColumnsFolder):
+    """``detector_0/others/``: one array per header key silx does not sort elsewhere."""
+
+    group = "other"
+
+    def columns(self) -> dict[str, list[str | None]]:
+        return self.tree.meta.others
+
+
+class FileFolder(ImageSubfolder):
+    """``file/scan_header.txt``: every frame's keys as ``key: value`` lines."""
+
+    def load(self) -> Mapping[str, Node]:
+        tree = self.tree
+        text = "\n\n".join(tree.meta.scan_header) + "\n"
         entries = Entries()
-        text = "\n\n".join(self.meta().scan_header) + "\n"
-        entries.add("scan_header.txt", BytesFile(make_ino(*self.ident("scan_header")), self.model.mtime_ns,
+        entries.add("scan_header.txt", BytesFile(tree.ino("scan_header"), tree.mtime,
                                                  text.encode("utf-8", "surrogateescape")))
         return entries
 
-    def _detector(self) -> Mapping[str, Node]:
+
+class DetectorFolder(ImageSubfolder):
+    """``detector_0/``: the detector data as ``data.npy|.txt|.edf``, and ``others/``."""
+
+    def load(self) -> Mapping[str, Node]:
+        tree, model = self.tree, self.tree.model
         entries = Entries()
-        stack, model = self.stack, self.model
+        stack = tree.stack
         if stack is not None:
             # the .edf rendering has prod(shape[:-2]) frames: several per EDF frame with Dim_3
             per = 1 if isinstance(stack, str) else max(math.prod(stack.shape[:-2]) // max(model.count(), 1), 1)
-            add_source_files(entries, "data", stack, model, self.ident("data"),
-                             lambda i: kept_keys(model.header(i // per)), nx_xattrs(interpretation="image"))
-        entries.add("others", self.folder(f"{DETECTOR}/others", self._others))
+            tree.add_source_files(entries, "data", stack, ("data",), lambda i: kept_keys(model.header(i // per)),
+                                  nx_xattrs(interpretation="image"))
+        entries.add("others", tree.folder(OthersFolder, f"{DETECTOR}/others"))
         return entries
 
-    def _others(self) -> Mapping[str, Node]:
-        entries = Entries()
-        for name, values in self.meta().others.items():
-            add_column(entries, name, values, self.model, self.ident("other"))
-        return entries
 
-    def _measurement(self) -> Mapping[str, Node]:
-        counters = self.meta().counters
+class MeasurementFolder(ImageSubfolder):
+    """``measurement/``: ``image_0/`` (links to the detector) and one array per counter."""
+
+    def load(self) -> Mapping[str, Node]:
+        tree = self.tree
+        counters = tree.meta.counters
         entries = Entries()
         image = next(f"image_{i}" for i in range(len(counters) + 1) if f"image_{i}" not in counters)
-        entries.add(image, self.folder(f"scan_0/measurement/{image}", self._image_group))
+        entries.add(image, tree.folder(MeasurementImage, f"scan_0/measurement/{image}"))
         for name, values in counters.items():
-            add_column(entries, name, values, self.model, self.ident("counter"))
+            tree.add_column(entries, name, values, "counter")
         return entries
 
-    def _image_group(self) -> Mapping[str, Node]:
+
+class MeasurementImage(ImageSubfolder):
+    """``measurement/image_0/``: ``data.*`` and ``info`` link to ``detector_0``."""
+
+    def load(self) -> Mapping[str, Node]:
         entries = Entries()
-        self._links(entries, "data", "../../")
-        entries.add("info", Symlink(make_ino(*self.ident("image_0", "info")), self.model.mtime_ns,
-                                    "../../instrument/detector_0"))
+        self.tree.add_links(entries, "../../")
+        entries.add("info", Symlink(self.tree.ino("image_0", "info"), self.tree.mtime, "../../instrument/detector_0"))
         return entries
 
-    def _image(self) -> Mapping[str, Node]:
+
+class ImageData(ImageSubfolder):
+    """``image/`` (NXdata): ``data.*`` link to ``detector_0``."""
+
+    def load(self) -> Mapping[str, Node]:
         entries = Entries()
-        self._links(entries, "data", "../")
+        self.tree.add_links(entries, "../")
         return entries
 
-    def _sample(self) -> Mapping[str, Node]:
+
+def sample_arrays_or_log(tree: ImageTree) -> dict[str, np.ndarray]:
+    """:func:`~vfs.formats.imagemeta.sample_arrays` of frame 0; {} (logged once) when unreadable."""
+    try:
+        return sample_arrays(tree.model.header(0))
+    except (KeyError, TypeError, ValueError) as exc:
+        label = tree.model.label
+        log_once(f"ub:{label}", f"{label}: UB/sample keys unreadable: {exc}")
+        return {}
+
+
+class SampleFolder(ImageSubfolder):
+    """``sample/`` (NXsample): unit cell and UB matrix from ``UB_*``/``sample_*`` keys."""
+
+    def load(self) -> Mapping[str, Node]:
+        tree = self.tree
         entries = Entries()
-        keys = self.model.header(0)
-        try:
-            ub, sample = _pairs(keys, "UB"), _pairs(keys, "sample")
-            abc = np.array([sample["U0"], sample["U1"], sample["U2"]], dtype=float)
-            angles = np.array([sample["U3"], sample["U4"], sample["U5"]], dtype=float)
-            matrix = np.array([[[ub[f"UB{3 * i + j}"] for j in range(3)] for i in range(3)]], dtype=float)
-        except (KeyError, TypeError, ValueError) as exc:
-            log_once(f"ub:{self.model.label}", f"{self.model.label}: UB/sample keys unreadable: {exc}")
-            return entries
-        arrays = {"unit_cell_abc": abc, "unit_cell_alphabetagamma": angles,
-                  "unit_cell": np.concatenate([abc, angles])[None, :], "ub_matrix": matrix}
-        for name, arr in arrays.items():
-            add_array_files(entries, name, MemorySource(arr, f"{self.model.label}:{name}"),
-                            self.ident("sample", name), self.model.mtime_ns, suffixes=["npy", "txt"])
+        for name, arr in sample_arrays_or_log(tree).items():
+            add_array_files(entries, name, MemorySource(arr, f"{tree.model.label}:{name}"),
+                            (*tree.model.fid, "sample", name), tree.mtime, suffixes=["npy", "txt"])
         return entries
-
-
-def _ub_keys(keys: Mapping[str, str]) -> bool:
-    return {"UB_mne", "UB_pos", "sample_mne", "sample_pos"} <= set(keys)

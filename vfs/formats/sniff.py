@@ -13,6 +13,8 @@ import zlib
 
 HEAD_SIZE = 4096
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"
 
 
 def read_head(path: str, size: int = HEAD_SIZE) -> bytes:
@@ -89,16 +91,26 @@ def _edf_text(head: bytes) -> bool:
     return match is not None and match.group(1).strip().upper() != b"HEADER_BYTES"
 
 
+def compression_of(head: bytes) -> str | None:
+    """``"gzip"``, ``"bz2"`` or None, from a file's first bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(BZIP2_MAGIC):
+        return "bz2"
+    return None
+
+
 def decompressed_head(path: str, head: bytes) -> bytes | None:
     """First bytes of a gzip or bzip2 file, or None if it is neither.
 
     bzip2 gives no output before a whole block (up to 900 kB) is decoded, so for bzip2
     the file is read on (up to ``BZ2_HEAD_INPUT`` bytes) until the first output.
     """
+    kind = compression_of(head)
     try:
-        if head[:2] == b"\x1f\x8b":
+        if kind == "gzip":
             return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(head, HEAD_SIZE)
-        if head[:3] == b"BZh":
+        if kind == "bz2":
             dec = bz2.BZ2Decompressor()
             out = dec.decompress(head, HEAD_SIZE)
             with open(path, "rb") as fh:

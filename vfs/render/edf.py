@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -89,8 +89,13 @@ def edf_header(
     ]
     lines += [f"{_clean_key(k)} = {_clean_value(v, max_value)} ;" for k, v in extra.items()]
     text = ("{\n" + "\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
-    total = -(-(len(text) + 2) // block) * block
-    return text + b" " * (total - len(text) - 2) + b"}\n"
+    return pad_header(text, -(-(len(text) + 2) // block) * block)
+
+
+def pad_header(text: bytes, size: int) -> bytes:
+    """An EDF header of ``size`` bytes: ``text`` (the keys, without the closing ``}``),
+    spaces, then ``}\n``, as fabio pads."""
+    return text + b" " * (size - len(text) - 2) + b"}\n"
 
 
 class EdfRendering:
@@ -108,12 +113,14 @@ class EdfRendering:
         self.header_size = len(last)
         self.frame_bytes = self.frame_shape[0] * self.frame_shape[1] * source.dtype.itemsize
 
+    def own_header(self, k: int) -> bytes:
+        """Header of frame ``k`` (from 0) padded to 512 bytes only."""
+        return edf_header(self.frame_shape, self.source.dtype, k + 1, self.extra, max_value=self.max_value)
+
     def header(self, k: int) -> bytes:
         """Header of frame ``k`` (from 0), padded to the common header size."""
-        head = edf_header(self.frame_shape, self.source.dtype, k + 1, self.extra, max_value=self.max_value)
-        if len(head) < self.header_size:
-            head = head[:-2] + b" " * (self.header_size - len(head)) + b"}\n"
-        return head
+        head = self.own_header(k)
+        return head if len(head) >= self.header_size else pad_header(head[:-2], self.header_size)
 
     @property
     def size(self) -> int:
@@ -135,3 +142,16 @@ class EdfRendering:
                 parts.append(self.source.read_bytes(base + inner, base + stop))
             pos = k * step + stop
         return b"".join(parts)
+
+
+class FramewiseEdfRendering(EdfRendering):
+    """An ``.edf`` rendering whose frames each carry their own header keys (``extras(k)``,
+    an EDF stack's own keys), so its headers are as long as the longest of them."""
+
+    def __init__(self, source: ArraySource, extras: Callable[[int], Mapping[str, Any]]) -> None:
+        self.extras = extras
+        super().__init__(source, extra={}, max_value=None)
+        self.header_size = max((len(self.own_header(k)) for k in range(self.nframes)), default=self.header_size)
+
+    def own_header(self, k: int) -> bytes:
+        return edf_header(self.frame_shape, self.source.dtype, k + 1, self.extras(k), max_value=None)

@@ -5,6 +5,7 @@ an array gets: ``name.npy``, ``name.txt`` and, for images, ``name.edf`` and the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -30,13 +31,26 @@ RENDERINGS: dict[str, Callable[[ArraySource], Rendering]] = {
 
 
 class RenderedFile(File):
-    """A virtual file whose bytes a rendering computes on demand."""
+    """A virtual file whose bytes a rendering computes on demand.
 
-    def __init__(self, ino: int, mtime_ns: int, rendering: Rendering, xattrs: XattrLoader | None = None,
-                 guard: Callable[[], None] | None = None) -> None:
+    ``rendering`` is the rendering, or a function that makes it: then it is made on
+    first use (``frames/`` of an EDF stack may list 60,000 files, most never opened).
+    Renderings are plain objects, never callable, so the two cannot be confused.
+    ``guard`` runs at each open and may refuse it by raising (bytes outside SOURCE).
+    """
+
+    def __init__(self, ino: int, mtime_ns: int, rendering: Rendering | Callable[[], Rendering],
+                 xattrs: XattrLoader | None = None, guard: Callable[[], None] | None = None) -> None:
         super().__init__(ino, mtime_ns, xattrs)
-        self.rendering = rendering
         self.guard = guard
+        if callable(rendering):
+            self._make = rendering
+        else:
+            self.rendering = rendering
+
+    @functools.cached_property
+    def rendering(self) -> Rendering:
+        return self._make()
 
     def open(self) -> None:
         if self.guard is not None:
@@ -84,16 +98,23 @@ def renderings_for(source: ArraySource) -> list[str]:
 
 def suffixes_for(shape: tuple[int, ...], dtype: np.dtype[Any]) -> list[str]:
     """The suffixes an array of this shape and dtype gets (no source needed)."""
+    out = list(_suffixes(min(len(shape), 2), dtype))
+    if png_supported(shape, dtype):
+        out.append("png")
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _suffixes(ndim: int, dtype: np.dtype[Any]) -> tuple[str, ...]:
+    """Memoised by rank (0, 1, 2 or more) and dtype: ``frames/`` asks for every frame."""
     out = []
     if npy_supported(dtype):
         out.append("npy")
     if txt_supported(dtype):
         out.append("txt")
-    if len(shape) >= 2 and edf_type(dtype) is not None:
+    if ndim >= 2 and edf_type(dtype) is not None:
         out.append("edf")
-    if png_supported(shape, dtype):
-        out.append("png")
-    return out
+    return tuple(out)
 
 
 def add_array_files(
