@@ -13,13 +13,18 @@ import sys
 import time
 
 from vfs import __version__
-from vfs.cache import DEFAULT_BUDGET, ChunkCache
+from vfs.cache import DEFAULT_BUDGET
 
 HELP = """\
 Mount a folder of SPEC, EDF and HDF5/NeXus files read-only: each data file appears as a
 folder, datasets as .npy/.txt/.edf files computed on demand.
 
 Unmount with:  fusermount3 -u MOUNTPOINT   (or fusermount -u MOUNTPOINT)
+
+Without a mount (no FUSE needed), PATH being a real path continued into the tree:
+  vfs ls /data/run7/scan.h5/entry        vfs cat /data/run7/scan.h5/entry/title.txt
+  vfs cp /data/run7/scan.h5/entry/data/data.npy /tmp/
+  vfs tree -L 2 /data/run7/scan.h5       vfs info /data/run7/scan.h5/entry/data/data.npy
 """
 
 
@@ -72,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "virtual-dataset sources, EDF_BinaryFileName); repeatable. Without it such data "
                         "are listed and reading them gives 'Permission denied'")
     m.add_argument("--debug", action="store_true", help="log every problem with its traceback, and FUSE requests")
+
+    from vfs.cli_view import add_commands
+
+    add_commands(sub)
 
     s = sub.add_parser("sample", help="write sample SPEC, EDF and HDF5/NeXus files into FOLDER")
     s.add_argument("folder")
@@ -146,18 +155,18 @@ def cmd_mount(args: argparse.Namespace) -> int:
         return daemonize(args, mountpoint)
     setup_logging(args.log_file, args.debug)
     tame_malloc()
-    from vfs.context import Context
-    from vfs.mount import run
-    from vfs.tree import build_root
+    try:
+        from vfs.mount import run
+    except (ImportError, OSError) as exc:  # no libfuse: say so, and what works without it
+        print(f"vfs: FUSE is not available here ({exc}); vfs ls/cat/cp/tree/info and the Python "
+              f"and fsspec APIs work without it (see vfs --help)", file=sys.stderr)
+        return 2
+    from vfs.view import View
 
-    root_dir = source if os.path.isdir(source) else os.path.dirname(source)
-    ctx = Context(root=os.path.realpath(root_dir), cache=ChunkCache(args.cache_size),
-                  formats=frozenset(filter(None, args.formats.split(","))),
-                  mount_is_folder=os.path.isdir(source),
-                  allow_outside=tuple(os.path.realpath(p) for p in args.allow_outside))
-    root = build_root(source, ctx)
+    view = View(source, cache_size=args.cache_size, formats=frozenset(filter(None, args.formats.split(","))),
+                allow_outside=args.allow_outside)
     logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)
-    run(root, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options),
+    run(view, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options),
         read_ahead_kb=args.read_ahead)
     return 0
 
@@ -196,4 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "mount":
         return cmd_mount(args)
-    return cmd_sample(args)
+    if args.command == "sample":
+        return cmd_sample(args)
+    from vfs.cli_view import run
+
+    return run(args)

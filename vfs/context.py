@@ -29,6 +29,9 @@ class Context:
     recheck_seconds: float = 0.5
     mount_is_folder: bool = True
     allow_outside: tuple[str, ...] = ()
+    #: SOURCE as given (absolute): shown in ``.vfs-stats`` so that ``vfs info`` on a path
+    #: inside a mount finds where its bytes come from
+    source: str = ""
     #: the last reads served (path, offset, size): shown in .vfs-stats for diagnosis
     recent_reads: deque[tuple[str, int, int]] = field(default_factory=lambda: deque(maxlen=64))
 

@@ -61,3 +61,7 @@ def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = N
     if available is not None and total * itemsize > available:
         raise Unreadable(f"shape {shape} needs {total * itemsize} bytes; the file holds {available}")
     return shape
+#: arrays up to this many elements get the short .txt layout (made whole on first stat)
+SHORT_TEXT_ELEMENTS = 100_000
+#: bytes of short .txt texts kept in memory, all files together (evicted ones are remade)
+SHORT_TEXT_CACHE = 64 << 20

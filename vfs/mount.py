@@ -1,7 +1,9 @@
 """The FUSE adapter: the only module that imports the binding (mfusepy on libfuse 3).
 
-It turns paths into nodes, nodes into ``stat`` results and bytes, and every exception
-into an errno through one table. No Python exception reaches the binding: anything
+A client of :class:`vfs.view.View`: the view turns paths into nodes and nodes into
+``Stat`` (sizes, modes, inodes); this module turns those into the binding's dicts, serves
+bytes straight from the nodes' buffers, and every exception into an errno through one
+table. No Python exception reaches the binding: anything
 unexpected becomes EIO with its traceback logged at debug level, and the mount stays up.
 """
 
@@ -23,15 +25,12 @@ os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 import mfusepy as fuse  # noqa: E402  (the library name must be set before import)
 import numpy as np  # noqa: E402
 
-from vfs.errors import NoAttribute, ReadOnly, Unreadable, VfsError  # noqa: E402
+from vfs.errors import ReadOnly, Unreadable, VfsError  # noqa: E402
 from vfs.logutil import log, log_once  # noqa: E402
-from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk  # noqa: E402
-from vfs.tree import MountRoot  # noqa: E402
+from vfs.nodes import Directory, File, Node  # noqa: E402
+from vfs.view import BLOCK_SIZE, View, mode_of  # noqa: E402
 
-BLOCK_SIZE = 1 << 20
 READ_AHEAD_KB = 1024
-
-MODES = {"dir": stat.S_IFDIR | 0o555, "file": stat.S_IFREG | 0o444, "link": stat.S_IFLNK | 0o777}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,22 +74,22 @@ def _read_only(self: VfsOperations, path: str, *args: Any) -> Any:
 
 
 class VfsOperations(fuse.Operations):
-    """fusepy-style operations over a :class:`MountRoot`."""
+    """fusepy-style operations over a :class:`View`."""
 
     use_ns = True
 
-    def __init__(self, root: MountRoot, mountpoint: str = "", read_ahead_kb: int = READ_AHEAD_KB) -> None:
-        self.root = root
+    def __init__(self, view: View, mountpoint: str = "", read_ahead_kb: int = READ_AHEAD_KB) -> None:
+        self.view = view
+        self.root = view.root
         self.mountpoint = mountpoint
         self.read_ahead_kb = read_ahead_kb
-        self.default_access = Access(os.getuid(), os.getgid(), 0o444, 0o555)  # for .vfs-stats
+        self.uid = os.getuid()
+        self.gid = os.getgid()
         self.started_ns = time.time_ns()
-        self.recent_reads = root.ctx.recent_reads
+        self.recent_reads = view.ctx.recent_reads
 
     def node(self, path: str) -> Node:
-        if path in ("/", ""):
-            return self.root
-        return walk(self.root, path.strip("/").split("/"))
+        return self.view.node(path)
 
     # -- lifecycle ---------------------------------------------------------------
     def init(self, path: str) -> None:
@@ -100,25 +99,22 @@ class VfsOperations(fuse.Operations):
     # -- metadata ------------------------------------------------------------------
     @guarded
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        node, access = resolve(self.root, path, self.default_access)
-        st: dict[str, Any] = {
-            "st_ino": node.ino,
-            "st_uid": access.uid,
-            "st_gid": access.gid,
-            "st_mtime": node.mtime_ns,
-            "st_ctime": node.mtime_ns,
-            "st_atime": node.mtime_ns,
+        st = self.view.stat(path)  # owner and modes of the source; link targets kept inside
+        out: dict[str, Any] = {
+            "st_ino": st.ino,
+            "st_uid": self.uid if st.uid is None else st.uid,
+            "st_gid": self.gid if st.gid is None else st.gid,
+            "st_mtime": st.mtime_ns,
+            "st_ctime": st.mtime_ns,
+            "st_atime": st.mtime_ns,
             "st_blksize": BLOCK_SIZE,
+            "st_mode": st.mode,
+            "st_nlink": st.nlink,
+            "st_size": st.size,
         }
-        if isinstance(node, Directory):
-            st.update(st_mode=stat.S_IFDIR | access.dir_mode, st_nlink=2, st_size=0)
-        elif isinstance(node, Symlink):
-            target = os.fsencode(node.target_at(path))
-            st.update(st_mode=stat.S_IFLNK | 0o777, st_nlink=1, st_size=len(target))
-        elif isinstance(node, File):
-            size = node.size
-            st.update(st_mode=stat.S_IFREG | access.file_mode, st_nlink=1, st_size=size, st_blocks=-(-size // 512))
-        return st
+        if st.kind == "file":
+            out["st_blocks"] = -(-st.size // 512)
+        return out
 
     @guarded
     def readdir(self, path: str, fh: Any) -> list[tuple[str, dict[str, int], int]]:
@@ -127,22 +123,16 @@ class VfsOperations(fuse.Operations):
             raise fuse.FuseOSError(errno.ENOTDIR)
         out = [(".", {"st_mode": stat.S_IFDIR, "st_ino": node.ino}, 0), ("..", {"st_mode": stat.S_IFDIR}, 0)]
         for name, child in node.children().items():
-            out.append((name, {"st_mode": MODES[child.kind], "st_ino": child.ino}, 0))
+            out.append((name, {"st_mode": mode_of(child), "st_ino": child.ino}, 0))
         return out
 
     @guarded
     def readlink(self, path: str) -> str:
-        node = self.node(path)
-        if not isinstance(node, Symlink):
-            raise fuse.FuseOSError(errno.EINVAL)
-        return node.target_at(path)
+        return self.view.readlink(path)
 
     @guarded
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        try:
-            return self.node(path).xattrs()[name]
-        except KeyError:
-            raise NoAttribute(name) from None
+        return self.view.getxattr(path, name)
 
     @guarded
     def listxattr(self, path: str) -> list[str]:
@@ -227,9 +217,9 @@ def set_read_ahead(mountpoint: str, kb: int, timeout: float = 10.0) -> None:
         log.debug("cannot raise read-ahead of %s: %s", mountpoint, exc)
 
 
-def run(root: MountRoot, mountpoint: str, foreground: bool = True, debug: bool = False,
+def run(view: View, mountpoint: str, foreground: bool = True, debug: bool = False,
         options: dict[str, Any] | None = None, read_ahead_kb: int = READ_AHEAD_KB) -> None:
-    """Mount ``root`` at ``mountpoint`` and serve until unmounted (blocks)."""
+    """Mount ``view`` at ``mountpoint`` and serve until unmounted (blocks)."""
     opts: dict[str, Any] = {
         "fsname": "vfs",
         "subtype": "vfs",
@@ -240,7 +230,7 @@ def run(root: MountRoot, mountpoint: str, foreground: bool = True, debug: bool =
     }
     opts.update(options or {})
     logging.getLogger("mfusepy").setLevel(logging.DEBUG if debug else logging.ERROR)
-    VfsFUSE(VfsOperations(root, mountpoint, read_ahead_kb), mountpoint, raw_fi=True, foreground=foreground,
+    VfsFUSE(VfsOperations(view, mountpoint, read_ahead_kb), mountpoint, raw_fi=True, foreground=foreground,
               debug=debug, **opts)
 
 

@@ -279,7 +279,7 @@ def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
     return node
 
 
-def resolve(root: Directory, path: str, default: Access) -> tuple[Node, Access]:
+def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[Node, Access | None]:
     """The node at mount ``path`` and its access: its own, else the nearest ancestor's,
     else ``default``. Backends never set access: the tree sets it on source nodes only."""
     node: Node = root

@@ -202,6 +202,8 @@ class StatsFile(File):
     def open(self) -> None:
         data = self.ctx.cache.stats()
         data["recent_reads"] = [list(r) for r in self.ctx.recent_reads]
+        data["source"] = self.ctx.source
+        data["formats"] = sorted(self.ctx.formats)
         self._snapshot = json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
 
     def read(self, offset: int, size: int) -> bytes:

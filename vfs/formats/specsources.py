@@ -74,6 +74,8 @@ class McaSource(ChunkedSource):
 class ColumnSource(ArraySource):
     """One column of a scan, converted from text the first time it is read."""
 
+    short_text = True  # its .txt is always in the short layout, whatever its length
+
     def __init__(self, table: sp.Table, j: int, label: str) -> None:
         n = table.npoints if table.ncols else 0
         super().__init__((n,), np.dtype(np.float64), (max(n, 1),), label)

@@ -1,27 +1,40 @@
-"""``.txt`` rendering: fixed-width text, one value (1-D) or one row (N-D) per line.
+"""``.txt`` rendering: one value (1-D) or one row (N-D) per line, every value exact.
 
-Every element takes exactly ``width + 1`` bytes: its cell, right-aligned, then a space
-or, at the end of a row, a newline. So the file size is ``n * (width + 1)`` and the
-element behind any offset is a division: a read formats only the elements it covers.
+Two layouts; every number reads back to the same value:
 
-Cell formats lose nothing: float16 ``%+.4e``, float32 ``%+.8e``, float64 ``%+.16e``
-(round-trip exact), long double with 21 digits, integers in full. Complex values print
-as two cells (real, imaginary), compound values as their fields in order, fixed-length
-strings as their bytes (NUL, CR and LF shown as spaces), so awk sees plain columns.
+* **Short** (numbers, at most ``limits.SHORT_TEXT_ELEMENTS`` elements, and every SPEC
+  column): values separated by one space, in the shortest form that reads back
+  (``render/floattext.py``, as Python's ``repr`` and numpy's ``str`` write them:
+  ``0.99``, ``1.595026e-13``, ``2.5``). The size
+  is known once the text is made, so it is made on first ``stat`` and kept in a small
+  byte-budgeted cache (``limits.SHORT_TEXT_CACHE``); only its size is kept after that.
+* **Fixed width** (larger arrays, compound values, strings): every element takes exactly
+  ``width + 1`` bytes, its cell then a space or, at the end of a row, a newline. So the
+  size is ``n * (width + 1)`` and the element behind any offset is a division: a read
+  formats only the elements it covers. Floats use the fast fixed layout of
+  ``render/floatfixed.py`` (``% .8e`` for float32: 15 characters, float64 24, float16
+  11), integers are right-aligned in full width.
+
+Long double keeps 21 digits. Complex values print as two numbers (real, imaginary),
+compound values as their fields in order, fixed-length strings as their bytes (NUL, CR
+and LF shown as spaces), so awk sees plain columns.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import cachetools
 import numpy as np
 
 from vfs.arrays import ArraySource
+from vfs.limits import SHORT_TEXT_CACHE, SHORT_TEXT_ELEMENTS
+from vfs.render.floatfixed import fixed_cells
+from vfs.render.floattext import WIDTHS, float_cells, int_cells
 
 CellFn = Callable[[np.ndarray], np.ndarray]
-
-_FLOAT_FORMATS = {2: ("%+11.4e", 11), 4: ("%+15.8e", 15), 8: ("%+24.16e", 24)}
 
 
 def _percent_cells(fmt: str, width: int, convert: Callable[[np.ndarray], list[Any]]) -> CellFn:
@@ -91,18 +104,19 @@ def _join(parts: list[tuple[int, CellFn, Pick]]) -> tuple[int, CellFn]:
     return width, cells
 
 
-def cell_format(dtype: np.dtype[Any]) -> tuple[int, CellFn]:
-    """Width and cell function for one element of ``dtype``; ValueError if not text-able."""
+def cell_format(dtype: np.dtype[Any], short: bool = False) -> tuple[int, CellFn]:
+    """Width and cell function for one element of ``dtype``; ValueError if not text-able.
+    Floats: the shortest exact digits when ``short``, else the fast fixed layout."""
     kind, isz = dtype.kind, dtype.itemsize
     if dtype.subdtype is not None:
         base, sub = dtype.subdtype
-        w, fn = cell_format(base)
+        w, fn = cell_format(base, short)
         count = int(np.prod(sub))
         return _join([(w, fn, _pick_element(k)) for k in range(count)])
     if dtype.names:
         parts: list[tuple[int, CellFn, Pick]] = []
         for name in dtype.names:
-            w, fn = cell_format(dtype.fields[name][0])  # type: ignore[index]
+            w, fn = cell_format(dtype.fields[name][0], short)  # type: ignore[index]
             parts.append((w, fn, _pick_field(name)))
         return _join(parts)
     if kind == "b":
@@ -110,14 +124,13 @@ def cell_format(dtype: np.dtype[Any]) -> tuple[int, CellFn]:
     if kind in "iu":
         info = np.iinfo(dtype)
         width = max(len(str(info.min)), len(str(info.max)))
-        return width, _percent_cells(f"%{width}d", width, lambda v: v.tolist())
+        return width, int_cells(width)
     if kind == "f":
-        if isz in _FLOAT_FORMATS:
-            fmt, width = _FLOAT_FORMATS[isz]
-            return width, _percent_cells(fmt, width, lambda v: v.astype(np.float64).tolist())
+        if isz in WIDTHS:
+            return WIDTHS[isz], float_cells if short else fixed_cells
         return 29, _longdouble_cells(29)
     if kind == "c":
-        w, fn = cell_format(np.dtype(f"f{isz // 2}"))
+        w, fn = cell_format(np.dtype(f"f{isz // 2}"), short)
         real: Pick = lambda v: v.real  # noqa: E731
         imag: Pick = lambda v: v.imag  # noqa: E731
         return _join([(w, fn, real), (w, fn, imag)])
@@ -147,19 +160,76 @@ def format_elements(values: np.ndarray, first: int, row: int, width: int, cells:
     return out.tobytes()
 
 
+def short_text(values: np.ndarray, row: int) -> bytes:
+    """Numbers (a flat array of kind b, i, u, f or c) as text without padding: values
+    one space apart, a newline after every ``row`` of them."""
+    if values.dtype.kind == "c":  # real and imaginary side by side
+        values = np.stack([values.real, values.imag], axis=-1).reshape(-1)
+        row *= 2
+    width, cells = cell_format(values.dtype, short=True)
+    full = np.frombuffer(format_elements(values, 0, row, width, cells), np.uint8).reshape(len(values), width + 1)
+    keep = full != 32  # numbers never hold a space: every space in a cell is padding
+    keep[:, width] = True
+    return full[keep].tobytes()
+
+
+def short_form(source: ArraySource) -> bool:
+    """Whether ``source`` gets the short text layout (see the module docstring)."""
+    dtype = source.dtype
+    if dtype.names or dtype.kind not in "biufc":
+        return False
+    if dtype.kind in "fc" and dtype.itemsize // (2 if dtype.kind == "c" else 1) not in WIDTHS:
+        return False  # long double keeps its fixed 21 digits
+    return source.size <= SHORT_TEXT_ELEMENTS or bool(getattr(source, "short_text", False))
+
+
+_SHORT_CACHE: cachetools.LRUCache[object, bytes] = cachetools.LRUCache(
+    SHORT_TEXT_CACHE, getsizeof=lambda text: len(text) + 256)
+_SHORT_LOCK = threading.Lock()
+
+
 class TxtRendering:
-    """An array source as fixed-width text."""
+    """An array source as text (short or fixed-width, see the module docstring)."""
 
     def __init__(self, source: ArraySource) -> None:
         self.source = source
-        self.width, self.cells = cell_format(source.dtype)
+        self.short = short_form(source)
+        self.width, self.cells = cell_format(source.dtype, self.short)
         self.row = source.shape[-1] if len(source.shape) >= 2 and source.shape[-1] > 0 else 1
+        self._short_size: tuple[int, int] | None = None  # (elements, bytes) of the made text
+
+    def _text(self) -> bytes:
+        """The short text, made once and kept while the cache has room for it (keyed by
+        this rendering and the source's current size: a growing SPEC scan is remade)."""
+        key = (self, self.source.size)
+        with _SHORT_LOCK:
+            text = _SHORT_CACHE.get(key)
+        if text is None:
+            text = short_text(self.source.read_flat(0, self.source.size), self.row)
+            self._short_size = (self.source.size, len(text))
+            with _SHORT_LOCK:
+                if len(text) < SHORT_TEXT_CACHE:
+                    _SHORT_CACHE[key] = text
+        return text
 
     @property
     def size(self) -> int:
-        return self.source.size * (self.width + 1)
+        if not self.short:
+            return self.source.size * (self.width + 1)
+        if self._short_size is None or self._short_size[0] != self.source.size:
+            try:
+                return len(self._text())
+            except OSError:
+                # data that cannot be read (logged where raised) must not make `ls -l`
+                # fail: this file keeps the fixed layout, whose reads give EIO
+                self.short = False
+                self.width, self.cells = cell_format(self.source.dtype, False)
+                return self.size
+        return self._short_size[1]
 
     def read(self, offset: int, size: int) -> bytes:
+        if self.short:
+            return self._text()[offset : offset + size]
         step = self.width + 1
         end = min(offset + size, self.size)
         if offset >= end:
