@@ -205,3 +205,20 @@ def test_shown_targets_never_climb_out(depth, target):
     shown = contained_target(path, target)
     assert "\0" not in shown and shown != ""
     assert kernel_depth(depth, shown) is not None, (path, target, shown)
+
+
+def test_vfs_cp_copies_no_escaping_link(tmp_path):
+    """``vfs cp -r`` writes the links it copies as the mount shows them: on a real disk,
+    too, none of them leads outside the copy."""
+    import subprocess
+    import sys
+
+    src, dest = tmp_path / "src", tmp_path / "copy"
+    src.mkdir()
+    hostile_hdf5(src / "evil.h5")
+    subprocess.run([sys.executable, "-m", "vfs", "cp", "-r", str(src / "evil.h5"), str(dest)],
+                   check=True, capture_output=True, timeout=120)
+    links = symlinks_under(dest)
+    assert {"x", "soft_up", "soft_colon"} <= {p.name for p in links}
+    for link in links:
+        assert inside(os.path.realpath(link), dest), (link, os.readlink(link))
