@@ -47,7 +47,7 @@ MAX_SYMLINKS = 40
 BLOCK_SIZE = 1 << 20
 PAGE = 4096
 
-#: permission bits per kind: read-only for everyone (one place for every client)
+#: permission bits per kind where no source file gives them (see nodes.Access)
 PERMISSIONS = {"dir": 0o555, "file": 0o444, "link": 0o777}
 FILE_TYPES = {"dir": stat_module.S_IFDIR, "file": stat_module.S_IFREG, "link": stat_module.S_IFLNK}
 
