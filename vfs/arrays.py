@@ -28,6 +28,7 @@ import numpy as np
 
 from vfs.cache import ChunkCache
 from vfs.errors import Unreadable, VfsError
+from vfs.identity import SourceIdentity
 from vfs.logutil import log_once
 from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
 
@@ -204,7 +205,9 @@ class RawSource(ArraySource):
     ``chunk_offset(index)`` gives the file offset of a stored chunk (each stored chunk is
     a full ``chunks``-shaped C-ordered block) or ``None`` where nothing was written (then
     ``fill`` is served). Contiguous data is the one-chunk case ``chunks == shape``.
-    ``dtype`` must be the file's byte layout (byte order included).
+    ``dtype`` must be the file's byte layout (byte order included). With ``identity``,
+    every read checks the open file against the version the offsets came from, before
+    and after its ``pread`` calls (see :mod:`vfs.identity`).
     """
 
     def __init__(
@@ -217,18 +220,30 @@ class RawSource(ArraySource):
         chunk_offset: Callable[[Index], int | None],
         fill: Any = 0,
         attrs: Mapping[str, Any] | None = None,
+        identity: SourceIdentity | None = None,
     ) -> None:
         super().__init__(shape, dtype, chunks, label, attrs)
         self.path = path
         self.chunk_offset = chunk_offset
         self.fill = fill
+        self.identity = identity
         self._chunk_strides = strides_of(self.chunks)
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise Unreadable(f"{self.label}: cannot open {self.path}: {exc.strerror}") from exc
+        try:
+            self._check(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check(self, fd: int) -> None:
+        if self.identity is not None:
+            self.identity.check_fd(fd, self.label)
 
     def read_flat(self, a: int, b: int) -> np.ndarray:
         """As the base class, with the file opened once for all the pieces of this read."""
@@ -236,7 +251,9 @@ class RawSource(ArraySource):
             return super().read_flat(a, b)
         _local.fd = self._open()
         try:
-            return super().read_flat(a, b)
+            out = super().read_flat(a, b)
+            self._check(_local.fd)
+            return out
         finally:
             os.close(_local.fd)
             _local.fd = None
@@ -247,6 +264,8 @@ class RawSource(ArraySource):
         fd = self._open() if shared is None else shared
         try:
             data = os.pread(fd, length, offset)
+            if own:
+                self._check(fd)
         finally:
             if own:
                 os.close(fd)

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel read-ahead of the mount in KiB (root only; default 1024). Large values give "
                         "1 MiB reads and fast streaming; 128 makes a cold random access (one spectrum of an "
                         "mmap'ed cube) read less")
+    m.add_argument("--recheck", type=float, default=0.25, metavar="SECONDS",
+                   help="how often a folder or data file is compared with its source to follow "
+                        "files being written (default 0.25)")
     m.add_argument("--log-file", metavar="PATH",
                    help="write the log there (default: standard error with -f; in the background "
                         "$XDG_STATE_HOME/vfs/<mountpoint>-<hash>.log, printed at start)")
@@ -164,7 +167,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     from vfs.view import View
 
     view = View(source, cache_size=args.cache_size, formats=frozenset(filter(None, args.formats.split(","))),
-                allow_outside=args.allow_outside)
+                allow_outside=args.allow_outside, recheck_seconds=args.recheck)
     logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)
     run(view, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options),
         read_ahead_kb=args.read_ahead)

@@ -26,7 +26,7 @@ class Context:
     cache: ChunkCache = field(default_factory=ChunkCache)
     formats: frozenset[str] = frozenset()
     max_open_files: int = 128
-    recheck_seconds: float = 0.5
+    recheck_seconds: float = 0.25
     mount_is_folder: bool = True
     allow_outside: tuple[str, ...] = ()
     #: SOURCE as given (absolute): shown in ``.vfs-stats`` so that ``vfs info`` on a path

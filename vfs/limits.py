@@ -65,3 +65,5 @@ def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = N
 SHORT_TEXT_ELEMENTS = 100_000
 #: bytes of short .txt texts kept in memory, all files together (evicted ones are remade)
 SHORT_TEXT_CACHE = 64 << 20
+#: files of one folder waiting to be probed again (seen incomplete); more are plain files
+MAX_PENDING_PROBES = 4096

@@ -227,6 +227,10 @@ def run(view: View, mountpoint: str, foreground: bool = True, debug: bool = Fals
         "use_ino": True,
         "auto_cache": True,
         "default_permissions": True,
+        # the kernel keeps names and sizes this long: with the source rechecked every
+        # 0.25 s, data a writer flushed are seen within 0.75 s (docs/layout.md, Live data)
+        "entry_timeout": 0.5,
+        "attr_timeout": 0.5,
     }
     opts.update(options or {})
     logging.getLogger("mfusepy").setLevel(logging.DEBUG if debug else logging.ERROR)

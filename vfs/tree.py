@@ -1,10 +1,11 @@
 """The source folder as lazy nodes: sub-folders, data files as folders, other files as
 themselves. Each file's kind is decided by its first bytes (see ``formats/sniff.py``).
 
-Folders follow their source: a listing re-scans when the source folder's mtime changed;
-a data file's folder is rebuilt when the file's size or mtime changed (checked at most
-every ``Context.recheck_seconds``), so files that grow during acquisition show their
-new content.
+Folders follow their source: a listing is rescanned, incrementally and on a background
+thread (``vfs/rescan.py``), when the source folder's mtime changed; a data file's folder
+is rebuilt when the file's identity (``vfs/identity.py``) changed (checked at most every
+``Context.recheck_seconds``), so files that grow during acquisition show their new
+content; a file that could not be opened as data yet is probed again when it changes.
 """
 
 from __future__ import annotations
@@ -20,20 +21,30 @@ from collections.abc import Mapping
 from vfs.context import Context
 from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
+from vfs.formats.sniff import HEAD_SIZE
 from vfs.logutil import log, log_once
 from vfs.nodes import ROOT_INO, Access, Directory, Entries, File, Node, Symlink, make_ino
 from vfs.passthrough import PassthroughFile
+from vfs.identity import identity
+from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
 
 STATS_NAME = ".vfs-stats"
-
-
-def identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What identifies one version of a source file: device, inode, size, mtime."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+#: the largest share of time a busy folder spends being rescanned ...
+RESCAN_SHARE = 0.25
+#: ... but it is rescanned at least this often (times recheck_seconds) while looked at
+RESCAN_MAX_WAIT = 4
 
 
 class SourceDirectory(Directory):
-    """A folder of the source tree, re-listed when its mtime changes."""
+    """A folder of the source tree; follows the source without blocking readers.
+
+    The first listing is built in the look-up that needs it. After that, a look-up at
+    most every ``recheck_seconds`` compares the folder's mtime: when it changed, or when
+    some files wait to be probed again, :func:`vfs.rescan.rescan` runs on a background
+    thread while readers keep the current listing, and its result is swapped in. A name
+    not in the listing is looked up in the source directly (one ``lstat``), so a file
+    that just appeared is found before the rescan lists it.
+    """
 
     access: Access
 
@@ -42,57 +53,117 @@ class SourceDirectory(Directory):
         self.path = path
         self.ctx = ctx
         self.access = Access.of_source(st)
+        self._access_checked = time.monotonic()
         self._seen_mtime = st.st_mtime_ns
         self._checked = time.monotonic()
-        self._previous: dict[str, Node] = {}
-
-    def _recheck(self) -> bool:
-        """Re-stat the folder (at most every ``recheck_seconds``); False if it is gone."""
-        now = time.monotonic()
-        if now - self._checked > self.ctx.recheck_seconds:
-            self._checked = now
-            try:
-                st = os.stat(self.path)
-            except OSError:
-                return False
-            self.access.update(Access.of_source(st))
-            if st.st_mtime_ns != self._seen_mtime:
-                self._seen_mtime = self.mtime_ns = st.st_mtime_ns
-                self.invalidate()
-        return True
-
-    def current_access(self) -> Access:
-        self._recheck()
-        return self.access
+        self._listing = Listing()
+        self._rescanning = False
+        self._rescan_lock = threading.Lock()
+        self._rescan_seconds = 0.0  # what the last rescan cost
+        #: names found by direct look-up and not yet listed: name -> (node, when found)
+        self._found: dict[str, tuple[Node, float]] = {}
 
     def children(self) -> Mapping[str, Node]:
-        return super().children() if self._recheck() else {}
+        # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
+        # of the time); names a reader asks for are still found at once (see child)
+        recheck = self.ctx.recheck_seconds
+        interval = min(max(recheck, self._rescan_seconds / RESCAN_SHARE), RESCAN_MAX_WAIT * recheck)
+        if self._children is not None and time.monotonic() - self._checked > interval:
+            self._check_folder()
+        return super().children()
+
+    def current_access(self) -> Access:
+        """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
+        now = time.monotonic()
+        if now - self._access_checked > self.ctx.recheck_seconds:
+            self._access_checked = now
+            try:
+                self.access.update(Access.of_source(os.stat(self.path)))
+            except OSError:
+                pass
+        return self.access
+
+    def _check_folder(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError:  # the folder itself is gone: so is everything in it
+            with self._lock:
+                self._listing = Listing()
+                self._children = self._listing.nodes
+            return
+        full = mtime != self._seen_mtime
+        with self._rescan_lock:
+            if not (full or self._listing.pending) or self._rescanning:
+                return
+            self._rescanning = True
+            self._seen_mtime = mtime
+        RESCANS.submit(self._rescan, full, mtime)
+
+    def _rescan(self, full: bool, mtime: int) -> None:
+        """Run on a rescan thread; readers keep the old listing meanwhile."""
+        started = time.monotonic()
+        try:
+            new = rescan(self.path, self._listing, self._build, full)
+            with self._lock:
+                if new is not None:
+                    self._listing = new
+                    self._children = new.nodes
+                # found names are listed now, or were gone when the rescan looked
+                self._found = {n: v for n, v in self._found.items() if n not in self._listing.nodes
+                               and v[1] > started}
+            self.mtime_ns = mtime
+        except OSError as exc:
+            log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
+        except Exception:  # never lose the rescan flag; the reason goes to the debug log
+            log.debug("rescan of %s failed", self.path, exc_info=True)
+        finally:
+            self._rescan_seconds = time.monotonic() - started
+            self._rescanning = False
+
+    def _build(self, path: str, st: os.stat_result) -> Node | None:
+        return node_for_path(path, st, self.ctx)
 
     def load(self) -> Mapping[str, Node]:
+        """The first listing (in the look-up that needs it: there is nothing to show yet)."""
         entries = Entries()
+        inodes: dict[str, int] = {}
         try:
             scan = sorted(os.scandir(self.path), key=lambda e: e.name)
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
             return entries
         for entry in scan:
-            node = self._previous.get(entry.name)
             try:
-                node = self._node_for(entry.path, node)
+                node = node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx)
             except OSError as exc:
                 log_once(f"stat:{entry.path}", f"{entry.path}: skipped: {exc.strerror}")
                 continue
             if node is not None:
                 entries.add(entry.name, node)
-        self._previous = dict(entries)
+                inodes[entry.name] = entry.inode()
+        self._listing = Listing.of(entries, inodes)
         return entries
 
-    def _node_for(self, path: str, previous: Node | None) -> Node | None:
-        st = os.lstat(path)
-        if previous is not None and previous.ino == make_ino("src", st.st_dev, st.st_ino):
-            if not isinstance(previous, DataFolder) or previous.same_source(st):
-                return previous
-        return node_for_path(path, st, self.ctx)
+    def child(self, name: str) -> Node:
+        try:
+            return self.children()[name]
+        except KeyError:
+            return self._look_up_new(name)
+
+    def _look_up_new(self, name: str) -> Node:
+        """A name the listing lacks: shown at once if it exists in the source now. It
+        is kept aside (not merged into the listing, which would cost O(n)) until the
+        next rescan lists it."""
+        found = self._found.get(name)
+        if found is not None:
+            return found[0]
+        node = build_node(self.path, name, self._build)
+        if node is None:
+            raise NodeNotFound(name)
+        with self._lock:
+            self._found = {**self._found, name: (node, time.monotonic())}
+        return node
 
 
 def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
@@ -111,9 +182,12 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
             backend.probe(path, ctx)
         except Exception as exc:  # shown as a plain file; the reason is logged once
             log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
-                     f"({type(exc).__name__}: {exc}); shown as a plain file")
-        else:
-            return DataFolder(path, st, ctx, backend)
+                     f"({type(exc).__name__}: {exc}); shown as a plain file until it changes "
+                     "and can be opened")
+            return PendingFile(path, st)
+        return DataFolder(path, st, ctx, backend)
+    if st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
+        return PendingFile(path, st)
     return PassthroughFile(path, st)
 
 
@@ -133,9 +207,6 @@ class DataFolder(Directory):
         self._inner: Directory | None = None
         self._inner_lock = threading.Lock()
 
-    def same_source(self, st: os.stat_result) -> bool:
-        return identity(st) == self.identity
-
     def _check_source(self) -> None:
         now = time.monotonic()
         if now - self._checked <= self.ctx.recheck_seconds:
@@ -147,7 +218,7 @@ class DataFolder(Directory):
             return
         self.access.update(Access.of_data_file(st))
         if identity(st) != self.identity:
-            log.info("%s changed on disk; rebuilding its folder", self.path)
+            log.debug("%s changed on disk; rebuilding its folder", self.path)
             self.identity = identity(st)
             self.mtime_ns = st.st_mtime_ns
             with self._inner_lock:

@@ -103,12 +103,14 @@ class View:
 
     ``source`` is a folder or a single data file (then the root is that file's folder),
     exactly as for ``vfs mount``. ``cache_size`` is the byte budget of decoded chunks;
-    ``formats`` the optional backends (``{"fabio"}``).
+    ``formats`` the optional backends (``{"fabio"}``); ``recheck_seconds`` how often a
+    folder or data file is compared with its source (files being written).
     """
 
     def __init__(self, source: str | os.PathLike[str], cache_size: int = DEFAULT_BUDGET,
                  formats: frozenset[str] | set[str] = frozenset(), ctx: Context | None = None,
-                 allow_outside: list[str] | tuple[str, ...] = ()) -> None:
+                 allow_outside: list[str] | tuple[str, ...] = (),
+                 recheck_seconds: float = Context.recheck_seconds) -> None:
         self.source = os.path.abspath(os.fspath(source))
         if not os.path.exists(self.source):
             raise NodeNotFound(f"{self.source}: no such file or folder")
@@ -116,7 +118,8 @@ class View:
         root_dir = self.source if is_dir else os.path.dirname(self.source)
         self.ctx = ctx or Context(root=os.path.realpath(root_dir), cache=ChunkCache(cache_size),
                                   formats=frozenset(formats), mount_is_folder=is_dir, source=self.source,
-                                  allow_outside=tuple(os.path.realpath(p) for p in allow_outside))
+                                  allow_outside=tuple(os.path.realpath(p) for p in allow_outside),
+                                  recheck_seconds=recheck_seconds)
         self.root = build_root(self.source, self.ctx)
 
     # -- lookup ------------------------------------------------------------------------

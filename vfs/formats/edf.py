@@ -42,11 +42,11 @@ class EdfModel(ModelBase):
     def __init__(self, path: str, st: os.stat_result, ctx: Context, probing: bool = False) -> None:
         super().__init__("edf", path, st, ctx)
         kind = compression_of(read_head(path, 4))
-        self.stream: Stream = PlainStream(path, path)
+        self.stream: Stream = PlainStream(path, path, self.identity)
         if kind and probing:  # decode just the start, and keep it out of the shared cache
             self.stream = CompressedStream(path, kind, self.key, ChunkCache(PROBE_BLOCK * 4), path, PROBE_BLOCK)
         elif kind:
-            self.stream = CompressedStream(path, kind, self.key, ctx.cache, path)
+            self.stream = CompressedStream(path, kind, self.key, ctx.cache, path, identity=self.identity)
         self.index = EdfIndex(self.stream, path, path, check_data=not probing)
 
     # -- ImageModel ----------------------------------------------------------------------

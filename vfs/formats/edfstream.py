@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from vfs.cache import ChunkCache
 from vfs.errors import Unreadable
 from vfs.formats.sniff import BZIP2_MAGIC, GZIP_MAGIC
+from vfs.identity import SourceIdentity, checked_pread
 from vfs.logutil import log_once
 
 BLOCK = 8 << 20
@@ -41,31 +42,24 @@ class Stream(Protocol):
     def read(self, offset: int, size: int) -> bytes: ...
 
 
-def pread_path(path: str, offset: int, size: int, label: str) -> bytes:
-    """``size`` bytes at ``offset`` (fewer at the end of the file); Unreadable on OSError."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise Unreadable(f"{label}: cannot open {path}: {exc.strerror}") from exc
-    try:
-        return os.pread(fd, size, offset)
-    except OSError as exc:
-        raise Unreadable(f"{label}: read error at {offset}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
+def pread_path(path: str, offset: int, size: int, label: str, identity: SourceIdentity | None = None) -> bytes:
+    """``size`` bytes at ``offset`` (fewer at the end of the file); Unreadable on OSError
+    or when the file is no longer the version ``identity`` describes."""
+    return checked_pread(path, identity, size, offset, label)
 
 
 class PlainStream:
     """An uncompressed file, read with ``pread`` (the kernel's page cache is its cache)."""
 
-    def __init__(self, path: str, label: str) -> None:
+    def __init__(self, path: str, label: str, identity: SourceIdentity | None = None) -> None:
         self.path = path
         self.label = label
+        self.identity = identity
 
     def read(self, offset: int, size: int) -> bytes:
         if size <= 0:
             return b""
-        return pread_path(self.path, offset, size, self.label)
+        return pread_path(self.path, offset, size, self.label, self.identity)
 
 
 class _Cursor:
@@ -82,7 +76,7 @@ class CompressedStream:
     """The decompressed bytes of a gzip or bzip2 file, served block by block."""
 
     def __init__(self, path: str, kind: str, key: Hashable, cache: ChunkCache, label: str,
-                 block: int = BLOCK) -> None:
+                 block: int = BLOCK, identity: SourceIdentity | None = None) -> None:
         if kind not in ("gzip", "bz2"):
             raise ValueError(f"unknown compression {kind!r}")
         self.path = path
@@ -91,6 +85,7 @@ class CompressedStream:
         self.cache = cache
         self.label = label
         self.block = block
+        self.identity = identity
         self.total: int | None = None  # decompressed size, once the end was reached
         self.decoded_blocks = 0  # how many blocks were decoded (tests, benchmarks)
         self._lock = threading.RLock()
@@ -142,9 +137,12 @@ class CompressedStream:
             return b""
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            if self.kind == "gzip":
-                return self._decode_gzip(b, fd)
-            return self._decode_bz2(b, fd)
+            if self.identity is not None:
+                self.identity.check_fd(fd, self.label)
+            data = self._decode_gzip(b, fd) if self.kind == "gzip" else self._decode_bz2(b, fd)
+            if self.identity is not None:
+                self.identity.check_fd(fd, self.label)
+            return data
         finally:
             os.close(fd)
 

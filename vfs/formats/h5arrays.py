@@ -19,6 +19,7 @@ import numpy as np
 from vfs.arrays import ArraySource, ChunkedSource, RawSource
 from vfs.cache import ChunkCache
 from vfs.formats.h5pool import H5_LOCK, POOL
+from vfs.identity import SourceIdentity
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 
 RAW_MIN_CHUNK = 64 << 10
@@ -75,14 +76,16 @@ class H5ChunkedSource(ChunkedSource):
     """A dataset read a chunk at a time through h5py (filters, VDS, compound types)."""
 
     def __init__(self, path: str, name: bytes, shape: Index, dtype: np.dtype[Any], chunks: Index,
-                 label: str, key: Hashable, cache: ChunkCache, attrs: dict[str, Any] | None = None) -> None:
+                 label: str, key: Hashable, cache: ChunkCache, attrs: dict[str, Any] | None = None,
+                 identity: SourceIdentity | None = None) -> None:
         super().__init__(shape, dtype, chunks, label, key, cache, attrs)
         self.path = path
         self.name = name
+        self.identity = identity
 
     def load_chunk(self, index: Index) -> np.ndarray:
         with H5_LOCK:
-            ds = POOL.get(self.path)[self.name]
+            ds = POOL.get(self.path, self.identity)[self.name]
             nds = len(ds.shape)
             sel = chunk_slices(index[:nds], self.chunks[:nds], self.shape[:nds])
             data = ds[sel] if nds else ds[()]
@@ -115,8 +118,9 @@ def _external_count(dcpl: Any) -> int:
 
 
 def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hashable, cache: ChunkCache,
-                attrs: dict[str, Any] | None = None) -> ArraySource:
-    """The best source for dataset ``ds`` (call with :data:`H5_LOCK` held)."""
+                attrs: dict[str, Any] | None = None, identity: SourceIdentity | None = None) -> ArraySource:
+    """The best source for dataset ``ds`` (call with :data:`H5_LOCK` held). Reads check
+    the file against ``identity``, the version ``ds`` was opened from."""
     shape, dtype = element_layout(ds)
     nds = len(ds.shape)
     extra = shape[nds:]
@@ -133,8 +137,9 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
         fill = fill_value(ds)
         if ds_chunks is None:
             offset = ds.id.get_offset()
-            return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs)
-        return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name), fill, attrs)
+            return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs, identity)
+        return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name, identity), fill, attrs,
+                         identity)
     if ds_chunks:
         element = dtype.itemsize * max(int(np.prod(extra)), 1)
         chunks = ds_chunks
@@ -145,7 +150,7 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
         chunks = auto_chunks(shape, dtype.itemsize)
     if ds_chunks is None and nds < len(shape):
         chunks = auto_chunks(shape[:nds], dtype.itemsize * max(int(np.prod(extra)), 1)) + extra
-    return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs)
+    return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
 
 
 def _raw_layout(ds: h5py.Dataset, dtype: np.dtype[Any], dcpl: Any) -> bool:
@@ -165,7 +170,7 @@ def _raw_layout(ds: h5py.Dataset, dtype: np.dtype[Any], dcpl: Any) -> bool:
     return True
 
 
-def _chunk_offsets(path: str, name: bytes) -> Any:
+def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None) -> Any:
     """A ``chunk index -> file offset`` lookup for an unfiltered chunked dataset.
 
     The whole table is read once, on first use, with ``chunk_iter`` (one pass over the
@@ -178,7 +183,7 @@ def _chunk_offsets(path: str, name: bytes) -> Any:
         with H5_LOCK:
             if loaded:
                 return
-            ds = POOL.get(path)[name]
+            ds = POOL.get(path, identity)[name]
             chunks = tuple(ds.chunks)
 
             def visit(info: Any) -> None:

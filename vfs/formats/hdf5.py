@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from vfs.formats.h5arrays import clean_dtype, make_source
 from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
+from vfs.identity import SourceIdentity
 from vfs.logutil import log_once
 from vfs.errors import Unreadable
 from vfs.naming import safe_name, safe_path
@@ -74,18 +76,24 @@ def read_attrs(obj: h5py.HLObject, where: str) -> dict[str, Any]:
 class H5File:
     """One source HDF5 file as seen by the mount: its path, identity and mount position."""
 
-    def __init__(self, path: str, st: os.stat_result, ctx: Context) -> None:
+    def __init__(self, path: str, ident: SourceIdentity, ctx: Context) -> None:
         self.path = path
         self.ctx = ctx
-        self.fid = ("h5", st.st_dev, st.st_ino)
-        self.key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        self.mtime_ns = st.st_mtime_ns
+        self.identity = ident
+        self.fid = ("h5", ident.dev, ident.ino)
+        self.key = ident.key
+        self.mtime_ns = ident.mtime_ns
         self.mount_path = ("/" + os.path.relpath(os.path.realpath(path), ctx.root)) if ctx.mount_is_folder else ""
+
+    def file(self) -> h5py.File:
+        """The open file, checked to be the version the nodes were built from (with
+        :data:`H5_LOCK` held)."""
+        return POOL.get(self.path, self.identity)
 
     def xattr_loader(self, h5name: bytes) -> Any:
         def load() -> Mapping[str, bytes]:
             with H5_LOCK:
-                obj = POOL.get(self.path)[h5name]
+                obj = self.file()[h5name]
                 attrs = read_attrs(obj, f"{self.path}:{_decode(h5name)}")
             return {XATTR_PREFIX + k: value_bytes(v) for k, v in attrs.items()}
         return load
@@ -93,18 +101,33 @@ class H5File:
     def attrs_file(self, h5name: bytes, ino: int) -> BytesFile:
         def make() -> bytes:
             with H5_LOCK:
-                obj = POOL.get(self.path)[h5name]
+                obj = self.file()[h5name]
                 return attrs_text(read_attrs(obj, f"{self.path}:{_decode(h5name)}"))
         return BytesFile(ino, self.mtime_ns, make)
 
 
 class H5Group(Directory):
-    """An HDF5 group as a folder; members are listed on first access."""
+    """An HDF5 group as a folder; members are listed on first access.
+
+    External links whose file is missing or cannot be opened yet (a data file of a
+    master still being written) are looked at again, at most every
+    ``recheck_seconds``: when their file changed, the group is listed again.
+    """
 
     def __init__(self, h5: H5File, h5name: bytes, ino: int) -> None:
         super().__init__(ino, h5.mtime_ns, xattrs=h5.xattr_loader(h5name))
         self.h5 = h5
         self.h5name = h5name
+        self._unresolved: dict[str, tuple[int, int] | None] = {}  # file -> (size, mtime) seen
+        self._checked = 0.0
+
+    def children(self) -> Mapping[str, Node]:
+        if self._unresolved and time.monotonic() - self._checked > self.h5.ctx.recheck_seconds:
+            self._checked = time.monotonic()
+            if any(_seen(path) != seen for path, seen in self._unresolved.items()):
+                self._unresolved = {}
+                self.invalidate()
+        return super().children()
 
     @property
     def group_path(self) -> str:
@@ -113,7 +136,7 @@ class H5Group(Directory):
     def load(self) -> Mapping[str, Node]:
         entries = Entries()
         with H5_LOCK:
-            grp = POOL.get(self.h5.path)[self.h5name]
+            grp = self.h5.file()[self.h5name]
             if h5py.h5o.get_info(grp.id).num_attrs:
                 entries.add(".attrs.txt", self.h5.attrs_file(self.h5name, make_ino(*self.h5.fid, self.h5name, "attrs")))
             for bname in grp.id.__iter__():
@@ -180,7 +203,10 @@ class H5Group(Directory):
         other = filename if os.path.isabs(filename) else os.path.join(os.path.dirname(self.h5.path), filename)
         target = dangling_form(f"{filename}::{objpath}")
         ctx = self.h5.ctx
-        if ctx.mount_is_folder and ctx.inside(other) and os.path.isfile(other):
+        inside = ctx.mount_is_folder and ctx.inside(other)  # never open a file outside SOURCE
+        if inside and (not os.path.isfile(other) or not _opens(other)):
+            self._unresolved[other] = _seen(other)
+        if inside and os.path.isfile(other):
             other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
             obj_view = posixpath.normpath(posixpath.join(other_view, safe_path(objpath.lstrip("/"))))
             suffixes = _external_dataset_suffixes(other, objpath)
@@ -191,6 +217,23 @@ class H5Group(Directory):
                 return
             target = posixpath.relpath(obj_view, here_view)
         entries.add(name, Symlink(ino, self.h5.mtime_ns, target))
+
+
+def _seen(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _opens(path: str) -> bool:
+    """Whether HDF5 can open ``path`` now (call with :data:`H5_LOCK` held)."""
+    try:
+        POOL.get(path)
+    except Exception:
+        return False
+    return True
 
 
 def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
@@ -238,13 +281,14 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         return
     guard = OutsideGuard(h5.path, h5name, h5.ctx, where)  # bytes outside SOURCE: EACCES at open
     if dtype.hasobject or shape == ():  # variable-length members: text read when first needed
-        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5.path, h5name, guard),
+        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5, h5name, guard),
                                              xattrs))
         if dtype.hasobject:
             return
     label = f"{h5.path}:{_decode(h5name)}"
     attrs = read_attrs(ds, where) if len(shape) >= 2 and dtype.kind in "biuf" else None
-    source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs)
+    source: ArraySource = make_source(h5.path, ds, h5name, label, (h5.key, h5name), h5.ctx.cache, attrs,
+                                         h5.identity)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
             add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], guard=guard)
@@ -308,7 +352,8 @@ class H5View:
         label = f"{self.h5.path}:{_decode(full)}"
         if outside_sources(self.h5.path, obj, self.h5.ctx, label) is not None:
             return None  # no plot or axis computed from bytes outside SOURCE
-        return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache)
+        return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache,
+                           identity=self.h5.identity)
 
     def groups(self) -> list[str]:
         if self.group_names is None:
@@ -324,14 +369,14 @@ class H5View:
 TEXT_BLOCK = 1 << 16
 
 
-def _eager_text(path: str, h5name: bytes, guard: OutsideGuard) -> Any:
+def _eager_text(h5: H5File, h5name: bytes, guard: OutsideGuard) -> Any:
     """Text of a scalar or variable-length dataset, read when first needed, in blocks of
     rows; given up (EIO, logged once) when it would exceed ``limits.MAX_TEXT``."""
     def make() -> bytes:
-        where = f"{path}:{_decode(h5name)}"
+        where = f"{h5.path}:{_decode(h5name)}"
         guard()
         with H5_LOCK:
-            ds = POOL.get(path)[h5name]
+            ds = h5.file()[h5name]
             deref = lambda v: _deref(ds.file, v)  # noqa: E731
             if ds.shape == ():
                 value = ds[()]
@@ -373,7 +418,8 @@ def probe(path: str, ctx: Context) -> None:
 
 
 def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Directory:
+    """The file's root group; its identity is the one of the version HDF5 opened."""
     with H5_LOCK:
         POOL.forget(path)
-        POOL.get(path)
-    return H5Group(H5File(path, st, ctx), b"/", ino)
+        ident = POOL.identity(path)
+    return H5Group(H5File(path, ident, ctx), b"/", ino)

@@ -40,6 +40,7 @@ from vfs.arrays import ArraySource, MemorySource
 from vfs.context import Context
 from vfs.formats.edfparse import is_layout_key
 from vfs.formats.imagemeta import UB_KEYS, Metadata, column, header_xattrs, sample_arrays
+from vfs.identity import SourceIdentity
 from vfs.logutil import log_once
 from vfs.naming import safe_name
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, XattrLoader, make_ino
@@ -57,7 +58,7 @@ DETECTOR = "scan_0/instrument/detector_0"
 class ModelBase:
     """What every image model records of its file: path, context, and the identities
     inode numbers (``fid``) and cache keys (``key``, which also changes with size and
-    mtime) are made from."""
+    mtime) are made from, and the version raw reads check (``identity``)."""
 
     def __init__(self, kind: str, path: str, st: os.stat_result, ctx: Context) -> None:
         self.path = path
@@ -65,7 +66,8 @@ class ModelBase:
         self.label = path
         self.mtime_ns = st.st_mtime_ns
         self.fid: tuple[object, ...] = (kind, st.st_dev, st.st_ino)
-        self.key: Hashable = (kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self.identity = SourceIdentity.of(st)
+        self.key: Hashable = (kind, *self.identity.key)
 
 
 class ImageModel(Protocol):

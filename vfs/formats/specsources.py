@@ -15,35 +15,26 @@ from vfs.arrays import ArraySource, ChunkedSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
+from vfs.identity import SourceIdentity, checked_pread
 from vfs.nodes import File
 
 
 class SourceView:
     """Guarded reads of one version of the source file.
 
-    A read checks that the path still names the same file (device, inode) and that the
-    bytes asked for still exist, so a truncated or replaced file gives EIO, not other
-    bytes; ``check`` compares a small sample of bytes recorded at index time.
+    A read checks the file against the identity it was indexed at, as every raw read
+    does (:mod:`vfs.identity`): a SPEC file may only grow on the same inode, so a
+    truncated or replaced file gives EIO, not other bytes; ``check`` compares a small
+    sample of bytes recorded at index time.
     """
 
     def __init__(self, path: str, st: os.stat_result) -> None:
         self.path = path
+        self.identity = SourceIdentity.of(st, growing=True)
         self.dev, self.inode = st.st_dev, st.st_ino
 
     def read(self, offset: int, length: int, check: bytes | None = None) -> bytes:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError as exc:
-            raise Unreadable(f"{self.path}: cannot open: {exc.strerror}") from exc
-        try:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != (self.dev, self.inode):
-                raise Unreadable(f"{self.path}: replaced since it was indexed")
-            if st.st_size < offset + length:
-                raise Unreadable(f"{self.path}: truncated since it was indexed")
-            data = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
+        data = checked_pread(self.path, self.identity, length, offset, self.path)
         if len(data) != length or (check is not None and not data.startswith(check)):
             raise Unreadable(f"{self.path}: changed since it was indexed")
         return data
