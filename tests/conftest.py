@@ -48,9 +48,9 @@ def mount(tmp_path: Path) -> Iterator[MountFactory]:
     stack = contextlib.ExitStack()
     counter = iter(range(1000))
 
-    def factory(source: Path | str, *extra: str) -> contextlib.AbstractContextManager[Path]:
+    def factory(source: Path | str, *extra: str, data_limit: int | None = None) -> contextlib.AbstractContextManager[Path]:
         mnt = tmp_path / f"mnt{next(counter)}"
-        return mounted(source, mnt, *extra)
+        return mounted(source, mnt, *extra, data_limit=data_limit)
 
     with stack:
         yield factory

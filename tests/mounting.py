@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from vfs import harness
-from vfs.harness import fuse_problem, stats, stop, unmount
+from vfs.harness import fuse_problem, memory_kib, mount_pid, stats, stop, unmount
 
-__all__ = ["fuse_problem", "missing", "mounted", "require_fuse", "require_module", "stats", "stop", "unmount"]
+__all__ = ["fuse_problem", "memory_kib", "missing", "mount_pid", "mounted", "require_fuse", "require_module", "stats",
+           "stop", "unmount"]
 
 
 def require_fuse() -> None:
@@ -45,9 +46,10 @@ def require_module(name: str) -> Any:
 
 @contextlib.contextmanager
 def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 30.0,
-            log_file: Path | None = None) -> Iterator[Path]:
+            log_file: Path | None = None, data_limit: int | None = None) -> Iterator[Path]:
     """Mount ``source`` at ``mountpoint`` for the duration of the ``with`` block (skips,
-    or fails in CI, without FUSE)."""
+    or fails in CI, without FUSE); ``data_limit``: see :func:`vfs.harness.mounted`."""
     require_fuse()
-    with harness.mounted(source, mountpoint, *extra, timeout=timeout, log_file=log_file) as mnt:
+    with harness.mounted(source, mountpoint, *extra, timeout=timeout, log_file=log_file,
+                         data_limit=data_limit) as mnt:
         yield mnt

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes.util
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -45,10 +46,12 @@ def unmount(mountpoint: Path, tool: str = "fusermount3") -> None:
 
 @contextlib.contextmanager
 def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 30.0,
-            log_file: Path | None = None) -> Iterator[Path]:
+            log_file: Path | None = None, data_limit: int | None = None) -> Iterator[Path]:
     """Mount ``source`` at ``mountpoint`` for the duration of the ``with`` block.
 
     RuntimeError when FUSE is missing (:func:`fuse_problem`) or the mount does not come up.
+    ``data_limit`` caps the mount process's heap (RLIMIT_DATA, bytes), so a test of
+    hostile input that regresses fails with ENOMEM instead of exhausting the machine.
     """
     problem = fuse_problem()
     if problem is not None:
@@ -59,7 +62,8 @@ def mounted(source: Path | str, mountpoint: Path, *extra: str, timeout: float = 
            "--log-file", str(log_file), *extra]
     out_file = log_file.with_suffix(".out")
     out = open(out_file, "wb")  # a file, not a pipe: a chatty mount can never block on it
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    limit = None if data_limit is None else (lambda: resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit)))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit)
     try:
         deadline = time.monotonic() + timeout
         while not os.path.ismount(mountpoint):
@@ -95,3 +99,27 @@ def stats(mountpoint: Path) -> dict:
     import json
 
     return json.loads((mountpoint / ".vfs-stats").read_text())
+
+
+def mount_pid(mountpoint: Path) -> int:
+    """The process id of the ``vfs mount`` serving ``mountpoint`` (from /proc)."""
+    want = os.fsencode(str(mountpoint))
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    args = fh.read().split(b"\0")
+            except OSError:
+                continue
+            if want in args and b"mount" in args and b"vfs" in args:
+                return int(entry)
+    raise LookupError(f"no vfs process serves {mountpoint}")
+
+
+def memory_kib(pid: int, field: str = "VmHWM") -> int:
+    """A memory figure of a process in KiB (VmHWM: peak resident set; VmRSS: now)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)

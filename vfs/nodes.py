@@ -7,6 +7,13 @@ reading data; attributes are a lazily computed mapping served as ``user.*`` xatt
 Inode numbers are stable: they are hashed from what identifies the object (source file
 identity plus the object's address or path), so a remount shows the same numbers and
 two names of one HDF5 object (a hard link) share one number.
+
+Memory stays bounded however much of the tree is walked: every folder whose children
+were built is kept in one LRU (:data:`LIVE`) weighted by the nodes its build made; past
+``limits.MAX_LIVE_NODES`` the folders used least recently drop their children, which
+are rebuilt, with the same inode numbers, when next asked for. Texts computed on demand
+(:class:`BytesFile`) above ``INLINE_TEXT`` bytes live in a byte-budgeted LRU
+(``limits.TEXT_CACHE_BYTES``) and are computed again after eviction.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ import hashlib
 import os
 import posixpath
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, TypeVar
+
+from cachetools import LRUCache
 
 from vfs.errors import NodeNotFound, NotADirectory
+from vfs.limits import MAX_LIVE_NODES, TEXT_CACHE_BYTES
 
 XattrLoader = Callable[[], Mapping[str, bytes]]
 
@@ -66,6 +77,13 @@ class Access:
         self.uid, self.gid, self.file_mode, self.dir_mode = other.uid, other.gid, other.file_mode, other.dir_mode
 
 
+_made = threading.local()  # nodes made by this thread (``count``), to weigh a folder's build
+
+
+def _made_count() -> int:
+    return getattr(_made, "count", 0)
+
+
 class Node:
     """Something with an inode number, an mtime and extended attributes.
 
@@ -76,6 +94,7 @@ class Node:
     access: Access | None = None
 
     def __init__(self, ino: int, mtime_ns: int, xattrs: XattrLoader | None = None) -> None:
+        _made.count = getattr(_made, "count", 0) + 1
         self.ino = ino
         self.mtime_ns = mtime_ns
         self._xattr_loader = xattrs
@@ -120,12 +139,22 @@ class Directory(Node):
     def children(self) -> Mapping[str, Node]:
         """Name -> node, in the order the source gives them."""
         children = self._children
-        if children is None:
-            with self._lock:
-                if self._children is None:
-                    self._children = self.load()
-                children = self._children
-        return children
+        if children is not None:
+            LIVE.touch(self)
+            return children
+        weight = 0
+        with self._lock:
+            result = self._children
+            if result is None:
+                weight, made = built(self.load)
+                self._children = result = made
+        if weight:
+            LIVE.add(self, weight)
+        return result
+
+    def drop(self) -> bool:
+        """Forget built children to free memory (rebuilt on demand); False when busy."""
+        return if_free(self._lock, lambda: setattr(self, "_children", None))
 
     def invalidate(self) -> None:
         """Forget the children so that the next access recomputes them."""
@@ -138,6 +167,75 @@ class Directory(Node):
             return self.children()[name]
         except KeyError:
             raise NodeNotFound(name) from None
+
+
+T = TypeVar("T")
+
+
+def if_free(lock: threading.Lock, action: Callable[[], object]) -> bool:
+    """Run ``action`` holding ``lock`` if nobody holds it now; False (not run) otherwise.
+    Dropping never waits: a folder being built is not dropped."""
+    if not lock.acquire(blocking=False):
+        return False
+    try:
+        action()
+    finally:
+        lock.release()
+    return True
+
+
+def built(make: Callable[[], T]) -> tuple[int, T]:
+    """Run ``make`` and return how many nodes it made (not those of builds nested in it,
+    which weigh for their own folder) with its result."""
+    before = _made_count()
+    try:
+        result = make()
+    finally:
+        weight = _made_count() - before
+        _made.count = before
+    return weight, result
+
+
+class LiveFolders:
+    """The folders whose children are built, least recently used first, with the number
+    of nodes each build made; past the budget the oldest drop their children."""
+
+    def __init__(self, budget: int = MAX_LIVE_NODES) -> None:
+        self.budget = budget
+        self.total = 0
+        self.drops = 0
+        self._lru: OrderedDict[Droppable, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def touch(self, folder: Droppable) -> None:
+        with self._lock:
+            if folder in self._lru:
+                self._lru.move_to_end(folder)
+
+    def add(self, folder: Droppable, weight: int) -> None:
+        """Count a new build; drop the least recently used others while over budget
+        (outside every lock but a folder's own, taken without waiting)."""
+        victims = []
+        with self._lock:
+            self.total += weight - self._lru.pop(folder, 0)
+            self._lru[folder] = weight
+            while self.total > self.budget and len(self._lru) > 1:
+                victim, w = self._lru.popitem(last=False)
+                self.total -= w
+                victims.append(victim)
+        for victim in victims:  # one that is busy (being rebuilt) counts again when its build ends
+            self.drops += victim.drop()
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+
+class Droppable(Protocol):
+    def drop(self) -> bool: ...
+
+
+#: the one table of built folders of this process
+LIVE = LiveFolders()
 
 
 class File(Node):
@@ -166,8 +264,16 @@ class File(Node):
         return True
 
 
+#: computed texts up to this size stay in their node; larger ones go to :data:`TEXTS`
+INLINE_TEXT = 1024
+#: computed texts, keyed by a token of their node, under one byte budget
+TEXTS: LRUCache[object, bytes] = LRUCache(maxsize=TEXT_CACHE_BYTES, getsizeof=len)
+_TEXTS_LOCK = threading.Lock()
+
+
 class BytesFile(File):
-    """A small file whose whole content is computed once, on first use."""
+    """A file whose whole content is computed on first use: kept in the node when
+    small, else in :data:`TEXTS` (computed again once evicted); its size is kept."""
 
     def __init__(
         self,
@@ -179,16 +285,28 @@ class BytesFile(File):
         super().__init__(ino, mtime_ns, xattrs)
         self._content: bytes | None = content if isinstance(content, bytes) else None
         self._make = None if isinstance(content, bytes) else content
+        self._size = -1 if self._content is None else len(self._content)
+        self._token = object()  # its key in TEXTS (the key must not hold the node alive)
 
     def content(self) -> bytes:
-        if self._content is None:
+        if self._content is not None:
+            return self._content
+        with _TEXTS_LOCK:
+            data = TEXTS.get(self._token)
+        if data is None:
             assert self._make is not None
-            self._content = self._make()
-        return self._content
+            data = self._make()
+            self._size = len(data)
+            if len(data) <= INLINE_TEXT:
+                self._content = data
+            elif len(data) <= TEXTS.maxsize:
+                with _TEXTS_LOCK:
+                    TEXTS[self._token] = data
+        return data
 
     @property
     def size(self) -> int:
-        return len(self.content())
+        return self._size if self._size >= 0 else len(self.content())
 
     def read(self, offset: int, size: int) -> bytes:
         return self.content()[offset : offset + size]

@@ -22,9 +22,11 @@ from vfs.context import Context
 from vfs.errors import NodeNotFound
 from vfs.formats.registry import Backend, backend_for
 from vfs.formats.sniff import HEAD_SIZE
+from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
-from vfs.nodes import ROOT_INO, Access, Directory, Entries, File, Node, Symlink, make_ino
+from vfs.nodes import LIVE, ROOT_INO, Access, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
 from vfs.passthrough import PassthroughFile
+from vfs.probing import Probe, wait_all
 from vfs.identity import identity
 from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
 
@@ -122,7 +124,9 @@ class SourceDirectory(Directory):
             self._rescanning = False
 
     def _build(self, path: str, st: os.stat_result) -> Node | None:
-        return node_for_path(path, st, self.ctx)
+        node = node_for_path(path, st, self.ctx)  # on a rescan thread: probed in place
+        assert not isinstance(node, Probe)
+        return node
 
     def load(self) -> Mapping[str, Node]:
         """The first listing (in the look-up that needs it: there is nothing to show yet)."""
@@ -133,12 +137,15 @@ class SourceDirectory(Directory):
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
             return entries
+        made: list[tuple[os.DirEntry[str], Node | Probe | None]] = []
         for entry in scan:
             try:
-                node = node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx)
+                made.append((entry, node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx, True)))
             except OSError as exc:
                 log_once(f"stat:{entry.path}", f"{entry.path}: skipped: {exc.strerror}")
-                continue
+        wait_all([m for _, m in made if isinstance(m, Probe)])  # side by side, each for a bounded time
+        for entry, made_node in made:
+            node = pending_node(made_node) if isinstance(made_node, Probe) else made_node
             if node is not None:
                 entries.add(entry.name, node)
                 inodes[entry.name] = entry.inode()
@@ -166,8 +173,10 @@ class SourceDirectory(Directory):
         return node
 
 
-def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
-    """The node that shows one source path, or None for sockets, devices and FIFOs."""
+def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = False) -> Node | Probe | None:
+    """The node that shows one source path, or None for sockets, devices and FIFOs;
+    ``deferred``: a regular file's kind is found in ``probing.PROBES`` (see
+    :func:`pending_node`), so a folder's files are probed side by side."""
     if stat.S_ISLNK(st.st_mode):
         link = Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path), verbatim=True)
         link.access = Access.of_source(st)
@@ -176,19 +185,47 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
         return SourceDirectory(path, st, ctx)
     if not stat.S_ISREG(st.st_mode):
         return None
+    if deferred:
+        return Probe(path, st, ctx)
     backend = backend_for(path, ctx)
+    failure: BaseException | None = None
     if backend is not None:
         try:
             backend.probe(path, ctx)
         except Exception as exc:  # shown as a plain file; the reason is logged once
+            failure = exc
+    return probed_node(path, st, ctx, backend, failure)
+
+
+def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend | None,
+                failure: BaseException | None) -> Node:
+    """A regular file's entry once its kind is known: its folder, or itself."""
+    if backend is not None:
+        if failure is not None:
             log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
-                     f"({type(exc).__name__}: {exc}); shown as a plain file until it changes "
+                     f"({type(failure).__name__}: {failure}); shown as a plain file until it changes "
                      "and can be opened")
             return PendingFile(path, st)
         return DataFolder(path, st, ctx, backend)
     if st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
         return PendingFile(path, st)
     return PassthroughFile(path, st)
+
+
+def pending_node(probe: Probe) -> Node:
+    """A regular file's entry from its probe: as :func:`probed_node` once done; a folder
+    if it sniffed as data and its open still runs after ``MAX_PROBE_SECONDS`` (opened on
+    first look); a plain file, probed again when it changes, if even its first bytes
+    were not read in that time."""
+    if not probe.sniffed.is_set():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: first bytes not read after "
+                 f"{MAX_PROBE_SECONDS} s; shown as a plain file")
+        return PendingFile(probe.path, probe.st)
+    if probe.backend is not None and not probe.future.done():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: still being opened after {MAX_PROBE_SECONDS} s; "
+                 "shown as a folder, opened when first looked into")
+        return DataFolder(probe.path, probe.st, probe.ctx, probe.backend)
+    return probed_node(probe.path, probe.st, probe.ctx, probe.backend, probe.future.exception())
 
 
 class DataFolder(Directory):
@@ -233,17 +270,28 @@ class DataFolder(Directory):
         return self.access
 
     def inner(self) -> Directory | None:
+        weight = 0
         with self._inner_lock:
-            if self._inner is None:
+            inner = self._inner
+            if inner is None:
                 try:
                     st = os.stat(self.path)
-                    self._inner = self.backend.open_folder(self.path, st, self.ctx, self.ino)
+                    weight, inner = built(lambda: self.backend.open_folder(self.path, st, self.ctx, self.ino))
+                    self._inner = inner
                 except Exception as exc:
                     log_once(f"open:{self.path}:{self.identity}",
                              f"{self.path}: cannot open as {self.backend.name}: {type(exc).__name__}: {exc}")
                     log.debug("traceback", exc_info=True)
                     return None
-            return self._inner
+        if weight:  # the file's index and top folder count in the bound on built nodes
+            LIVE.add(self, weight)
+        else:
+            LIVE.touch(self)
+        return inner
+
+    def drop(self) -> bool:
+        """Forget the opened file (its index, its tree); opened again on demand."""
+        return if_free(self._inner_lock, lambda: setattr(self, "_inner", None))
 
     def xattrs(self) -> Mapping[str, bytes]:
         inner = self.inner()

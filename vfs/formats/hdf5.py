@@ -36,7 +36,9 @@ from vfs.formats.h5arrays import clean_dtype, make_source
 from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
+from vfs.errors import Unreadable
 from vfs.identity import SourceIdentity
+from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT, check_count, check_shape
 from vfs.logutil import log_once
 from vfs.errors import Unreadable
 from vfs.naming import safe_name, safe_path
@@ -67,10 +69,20 @@ def read_attrs(obj: h5py.HLObject, where: str) -> dict[str, Any]:
         return out
     for name in names:
         try:
+            check_attr(obj, name)
             out[name] = obj.attrs[name]
         except Exception as exc:
             log_once(f"attr:{where}:{name}", f"{where}: attribute {name!r} unreadable: {exc}")
     return out
+
+
+def check_attr(obj: h5py.HLObject, name: str) -> None:
+    """Refuse (:class:`Unreadable`) an attribute whose declared shape and type would take
+    more than ``limits.MAX_TEXT`` bytes, before h5py allocates for it."""
+    aid = h5py.h5a.open(obj.id, _encode(name))
+    shape = aid.shape or ()
+    check_shape(tuple(shape), 1)
+    check_count("attribute bytes", int(np.prod(shape, dtype=object)) * max(aid.dtype.itemsize, 1), MAX_TEXT)
 
 
 class H5File:
@@ -276,6 +288,13 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         reason = f"{where}: unsupported datatype: {exc}"
         entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
         return
+    try:
+        check_declared(ds, shape, dtype)
+    except Unreadable as exc:
+        reason = f"{where}: {exc.strerror}; not served"
+        for suffix in dataset_suffixes(ds):
+            entries.add(f"{name}.{suffix}", BrokenFile(make_ino(ino, suffix), h5.mtime_ns, reason, xattrs))
+        return
     if shape is None:  # NULL dataspace: no value at all
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
@@ -365,13 +384,24 @@ class H5View:
         return H5View(self.h5, obj, self._full(name)) if isinstance(obj, h5py.Group) else None
 
 
-#: values read at a time when a variable-length dataset is turned into text
-TEXT_BLOCK = 1 << 16
+def check_declared(ds: h5py.Dataset, shape: tuple[int, ...] | None, dtype: np.dtype[Any]) -> None:
+    """Refuse (:class:`Unreadable`) a dataset whose declared rank, element count or chunk
+    size is outside ``vfs.limits``, before any source or table is built for it."""
+    if shape is None:
+        return
+    check_shape(tuple(shape), dtype.itemsize)
+    chunks = ds.chunks
+    if chunks:
+        check_count("chunk bytes", int(np.prod(chunks, dtype=object)) * max(dtype.itemsize, 1), MAX_CHUNK_BYTES)
+
+
+#: rows of a variable-length dataset read at a time while its text is made
+TEXT_ROWS = 4096
 
 
 def _eager_text(h5: H5File, h5name: bytes, guard: OutsideGuard) -> Any:
-    """Text of a scalar or variable-length dataset, read when first needed, in blocks of
-    rows; given up (EIO, logged once) when it would exceed ``limits.MAX_TEXT``."""
+    """Text of a scalar or variable-length dataset, read when first needed, a block of
+    rows at a time; more than ``limits.MAX_TEXT`` bytes of text is refused (EIO)."""
     def make() -> bytes:
         where = f"{h5.path}:{_decode(h5name)}"
         guard()
@@ -383,7 +413,7 @@ def _eager_text(h5: H5File, h5name: bytes, guard: OutsideGuard) -> Any:
                 if isinstance(value, np.void) and value.dtype.hasobject:
                     return records_text(np.asarray(value), deref)
                 return value_bytes(deref(value)) + b"\n"
-            step = max(1, TEXT_BLOCK // max(1, int(np.prod(ds.shape[1:]))))
+            step = max(1, TEXT_ROWS // max(1, int(np.prod(ds.shape[1:]))))
             parts, total = [], 0
             for start in range(0, ds.shape[0], step):
                 block = np.asarray(ds[start : start + step])
