@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mounting import mounted
+from tests.mounting import missing, mounted
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 SNAPSHOT: dict[str, tuple[str, int]] = {}
@@ -35,7 +35,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not REAL.is_dir():
-        pytest.skip(f"real data folder {REAL} not present")
+        missing(f"real data folder {REAL} not present")
     return REAL
 
 

@@ -18,28 +18,30 @@ import pytest
 from vfs import harness
 from vfs.harness import fuse_problem, memory_kib, mount_pid, stats, stop, unmount
 
-__all__ = ["fuse_problem", "memory_kib", "mount_pid", "mounted", "require_fuse", "require_module", "stats", "stop",
-           "unmount"]
+__all__ = ["fuse_problem", "memory_kib", "missing", "mount_pid", "mounted", "require_fuse", "require_module", "stats",
+           "stop", "unmount"]
 
 
 def require_fuse() -> None:
     problem = fuse_problem()
-    if problem is None:
-        return
+    if problem is not None:
+        missing(f"FUSE is required: {problem}")
+
+
+def missing(problem: str) -> None:
+    """Skip for ``problem`` on a workstation; fail under ``CI=true``, where everything a
+    test needs (FUSE, test oracles, the real data folder) must be present."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"FUSE is required in CI: {problem}")
-    pytest.skip(problem)
+        pytest.fail(f"{problem} (CI=true: missing test requirements fail the run)")
+    pytest.skip(problem, allow_module_level=True)
 
 
 def require_module(name: str) -> Any:
-    """Import a test oracle (zarr, rsciio, ...): missing, it skips the test, or fails it
-    when ``CI=true``."""
+    """Import a test oracle (silx, PyMca, fabio...): skipped if absent, failed in CI."""
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test oracle {name} is required in CI: {exc}")
-        pytest.skip(f"test oracle {name} is not installed: {exc}")
+        missing(f"test oracle {name} is not installed ({exc})")
 
 
 @contextlib.contextmanager

@@ -236,7 +236,7 @@ def test_external_link_resolves_when_its_file_appears(tmp_path: Path, mount: Any
         f["entry/data"] = h5py.ExternalLink("data_000001.h5", "/entry/data")
     with mount(src) as mnt:
         entry = mnt / "master.h5" / "entry"
-        assert os.readlink(entry / "data") == "data_000001.h5::/entry/data"
+        assert os.readlink(entry / "data") == "data_000001.h5::%2Fentry%2Fdata"  # dangling form
         values = np.arange(64 * 32, dtype="<i4").reshape(2, 32, 32)
         with h5py.File(src / "data_000001.h5", "w") as f:
             f["entry/data"] = values

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from vfs.errors import ReadOnly, Unreadable, VfsError  # noqa: E402
 from vfs.logutil import log, log_once  # noqa: E402
 from vfs.nodes import Directory, File, Node  # noqa: E402
-from vfs.view import BLOCK_SIZE, View, mode_of, stat_of  # noqa: E402
+from vfs.view import BLOCK_SIZE, View, mode_of  # noqa: E402
 
 READ_AHEAD_KB = 1024
 
@@ -104,11 +104,11 @@ class VfsOperations(fuse.Operations):
     # -- metadata ------------------------------------------------------------------
     @guarded
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        return self.stat_dict(self.node(path))
+        return self.stat_dict(path)
 
-    def stat_dict(self, node: Node) -> dict[str, Any]:
-        """The ``stat`` fields of a node (getattr, and READDIRPLUS entries)."""
-        st = stat_of(node)
+    def stat_dict(self, path: str) -> dict[str, Any]:
+        """The ``stat`` fields of ``path`` (getattr, and READDIRPLUS entries)."""
+        st = self.view.stat(path)  # owner and modes of the source; link targets kept inside
         out: dict[str, Any] = {
             "st_ino": st.ino,
             "st_uid": self.uid if st.uid is None else st.uid,
@@ -143,18 +143,21 @@ class VfsOperations(fuse.Operations):
             raise fuse.FuseOSError(errno.ENOTDIR)
         items = itertools.islice(itertools.chain(((".", node), ("..", self.parent_of(path))), node.children().items()),
                                  offset, None)
-        return ((name, *self.entry_attrs(name, child, plus)) for name, child in items)
+        base = path.rstrip("/")
+        return ((name, *self.entry_attrs(f"{base}/{name}", child, plus)) for name, child in items)
 
     def parent_of(self, path: str) -> Node:
         """The folder above ``path`` (the root's is the root): ``..`` of a listing."""
         parent = posixpath.dirname(path.rstrip("/")) or "/"
         return self.node(parent)
 
-    def entry_attrs(self, name: str, child: Node | None, plus: bool) -> tuple[dict[str, Any], bool]:
-        """One entry of :meth:`readdir_page`: its attributes, and whether they are full."""
+    def entry_attrs(self, path: str, child: Node | None, plus: bool) -> tuple[dict[str, Any], bool]:
+        """One entry of :meth:`readdir_page` (``path``: where it is): its attributes,
+        and whether they are full (then exactly what ``getattr`` of ``path`` gives)."""
+        name = posixpath.basename(path)
         if plus and child is not None and name not in (".", "..") and (not isinstance(child, File) or child.size_ready):
             try:
-                return self.stat_dict(child), True
+                return self.stat_dict(path), True
             except Exception:  # listed all the same; its lookup will say why
                 pass
         if child is None:

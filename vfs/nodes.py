@@ -19,9 +19,12 @@ are rebuilt, with the same inode numbers, when next asked for. Texts computed on
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar
 
 from cachetools import LRUCache
@@ -41,6 +44,39 @@ def make_ino(*parts: object) -> int:
     return value if value > ROOT_INO else value + 2
 
 
+@dataclass
+class Access:
+    """Owner, group and permission bits shown for a node and, unless they carry their
+    own, every node below it (the one permission rule; docs/layout.md "Permissions").
+
+    ``file_mode`` is for files, ``dir_mode`` for folders. Made by :meth:`of_data_file`
+    for the nodes of a data file, :meth:`of_source` for plain files and folders.
+    Mutable on purpose: a ``chmod`` of the source updates the one object all of a data
+    file's nodes share.
+    """
+
+    uid: int
+    gid: int
+    file_mode: int
+    dir_mode: int
+
+    @classmethod
+    def of_source(cls, st: os.stat_result) -> Access:
+        """A passthrough file or source folder: its own bits, write bits removed."""
+        mode = st.st_mode & 0o555
+        return cls(st.st_uid, st.st_gid, mode, mode)
+
+    @classmethod
+    def of_data_file(cls, st: os.stat_result) -> Access:
+        """A data file's virtual entries: its read bits; folders get ``x`` where it has ``r``."""
+        read = st.st_mode & 0o444
+        return cls(st.st_uid, st.st_gid, read, read | (read >> 2))
+
+    def update(self, other: Access) -> None:
+        """Take ``other``'s values in place (the source was chmod'ed or chown'ed)."""
+        self.uid, self.gid, self.file_mode, self.dir_mode = other.uid, other.gid, other.file_mode, other.dir_mode
+
+
 _made = threading.local()  # nodes made by this thread (``count``), to weigh a folder's build
 
 
@@ -49,9 +85,13 @@ def _made_count() -> int:
 
 
 class Node:
-    """Something with an inode number, an mtime and extended attributes."""
+    """Something with an inode number, an mtime and extended attributes.
+
+    ``access`` is None for nodes that inherit their parent's (see :func:`resolve`).
+    """
 
     kind: ClassVar[str] = "node"
+    access: Access | None = None
 
     def __init__(self, ino: int, mtime_ns: int, xattrs: XattrLoader | None = None) -> None:
         _made.count = getattr(_made, "count", 0) + 1
@@ -59,6 +99,10 @@ class Node:
         self.mtime_ns = mtime_ns
         self._xattr_loader = xattrs
         self._xattrs: Mapping[str, bytes] | None = None
+
+    def current_access(self) -> Access | None:
+        """This node's own access, re-read first where the source can change it."""
+        return self.access
 
     def xattrs(self) -> Mapping[str, bytes]:
         """Full xattr names (``user.NX_class``) to values, computed on first use."""
@@ -279,13 +323,60 @@ class BytesFile(File):
 
 
 class Symlink(Node):
-    """A symbolic link; ``target`` is what readlink returns (usually relative)."""
+    """A symbolic link. ``target`` is the wanted text; :meth:`target_at` what readlink
+    returns. ``verbatim`` links (symlinks that exist in SOURCE) keep their text as it
+    is; every link the mount makes is checked by :func:`contained_target`."""
 
     kind = "link"
 
-    def __init__(self, ino: int, mtime_ns: int, target: str, xattrs: XattrLoader | None = None) -> None:
+    def __init__(self, ino: int, mtime_ns: int, target: str, xattrs: XattrLoader | None = None,
+                 verbatim: bool = False) -> None:
         super().__init__(ino, mtime_ns, xattrs)
         self.target = target
+        self.verbatim = verbatim
+
+    def target_at(self, path: str) -> str:
+        """The target shown for this link at mount path ``path`` (``/a/b/link``)."""
+        return self.target if self.verbatim else contained_target(path, self.target)
+
+
+#: longest link target shown (PATH_MAX - 1); longer dangling forms are cut
+MAX_LINK_TARGET = 4095
+
+
+def dangling_form(text: str) -> str:
+    """A link target that shows ``text`` but cannot be walked: one path component
+    (``%`` -> ``%25``, ``/`` -> ``%2F``, NUL -> ``%00``, newline -> ``%0A``), never ``.``
+    or ``..``, so at worst it names a sibling inside the mount. External links that do
+    not resolve inside the mount are shown as ``dangling_form("FILE::/path")``."""
+    out = text.replace("%", "%25").replace("/", "%2F").replace("\0", "%00").replace("\n", "%0A")
+    if out.strip(".") == "":
+        out = out.replace(".", "%2E") or "%00"
+    raw = out.encode("utf-8", "surrogateescape")
+    return raw[:MAX_LINK_TARGET].decode("utf-8", "surrogateescape") if len(raw) > MAX_LINK_TARGET else out
+
+
+def is_contained(depth: int, target: str) -> bool:
+    """Whether ``target``, read from a folder ``depth`` levels below the mount root,
+    stays inside the mount: relative, at most ``depth`` leading ``..``, then plain
+    names only (no ``.``, ``..`` or empty component, no NUL). Names that are links
+    themselves are links the mount made (checked the same way) or SOURCE's own."""
+    if not target or "\0" in target or target.startswith("/"):
+        return False
+    if target == ".":
+        return True
+    parts = target.split("/")
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    return ups <= depth and all(p not in ("", ".", "..") for p in parts[ups:])
+
+
+def contained_target(path: str, target: str) -> str:
+    """``target`` if it stays inside the mount from link ``path``, else its dangling form
+    (the one place that guarantees no link the mount makes leads outside it)."""
+    depth = posixpath.normpath("/" + path.strip("/")).count("/") - 1
+    return target if is_contained(depth, target) else dangling_form(target)
 
 
 class Entries(dict[str, Node]):
@@ -314,3 +405,16 @@ def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
             raise NotADirectory(part)
         node = node.child(part)
     return node
+
+
+def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[Node, Access | None]:
+    """The node at mount ``path`` and its access: its own, else the nearest ancestor's,
+    else ``default``. Backends never set access: the tree sets it on source nodes only."""
+    node: Node = root
+    access = root.current_access() or default
+    for part in filter(None, path.split("/")):
+        if not isinstance(node, Directory):
+            raise NotADirectory(part)
+        node = node.child(part)
+        access = node.current_access() or access
+    return node, access

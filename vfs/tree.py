@@ -24,7 +24,7 @@ from vfs.formats.registry import Backend, backend_for, folder_backend_for
 from vfs.formats.sniff import HEAD_SIZE
 from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
-from vfs.nodes import LIVE, ROOT_INO, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
+from vfs.nodes import LIVE, ROOT_INO, Access, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
 from vfs.passthrough import PassthroughFile
 from vfs.probing import Probe, wait_all
 from vfs.identity import identity
@@ -48,10 +48,14 @@ class SourceDirectory(Directory):
     that just appeared is found before the rescan lists it.
     """
 
+    access: Access
+
     def __init__(self, path: str, st: os.stat_result, ctx: Context, ino: int | None = None) -> None:
         super().__init__(ino or make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
         self.ctx = ctx
+        self.access = Access.of_source(st)
+        self._access_checked = time.monotonic()
         self._seen_mtime = st.st_mtime_ns
         self._checked = time.monotonic()
         self._listing = Listing()
@@ -69,6 +73,17 @@ class SourceDirectory(Directory):
         if self._children is not None and time.monotonic() - self._checked > interval:
             self._check_folder()
         return super().children()
+
+    def current_access(self) -> Access:
+        """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
+        now = time.monotonic()
+        if now - self._access_checked > self.ctx.recheck_seconds:
+            self._access_checked = now
+            try:
+                self.access.update(Access.of_source(os.stat(self.path)))
+            except OSError:
+                pass
+        return self.access
 
     def _check_folder(self) -> None:
         self._checked = time.monotonic()
@@ -163,7 +178,9 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = 
     ``deferred``: a regular file's kind is found in ``probing.PROBES`` (see
     :func:`pending_node`), so a folder's files are probed side by side."""
     if stat.S_ISLNK(st.st_mode):
-        return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
+        link = Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path), verbatim=True)
+        link.access = Access.of_source(st)
+        return link
     if stat.S_ISDIR(st.st_mode):
         backend = folder_backend_for(path)
         if backend is not None and _probed(backend, path, ctx):
@@ -229,11 +246,14 @@ def pending_node(probe: Probe) -> Node:
 class DataFolder(Directory):
     """A data file shown as a folder; its content is built by the file's backend."""
 
+    access: Access
+
     def __init__(self, path: str, st: os.stat_result, ctx: Context, backend: Backend) -> None:
         super().__init__(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
         self.ctx = ctx
         self.backend = backend
+        self.access = Access.of_data_file(st)  # inherited by every node the backend makes
         self.identity = identity(st)
         self._checked = time.monotonic()
         self._inner: Directory | None = None
@@ -248,6 +268,7 @@ class DataFolder(Directory):
             st = os.stat(self.path)
         except OSError:
             return
+        self.access.update(Access.of_data_file(st))
         if identity(st) != self.identity:
             log.debug("%s changed on disk; rebuilding its folder", self.path)
             self.identity = identity(st)
@@ -258,6 +279,10 @@ class DataFolder(Directory):
                 if inner is None or refresh is None or not refresh(st):  # a grown SPEC file keeps its folder
                     self._inner = None
             self.invalidate()
+
+    def current_access(self) -> Access:
+        self._check_source()
+        return self.access
 
     def inner(self) -> Directory | None:
         weight = 0
@@ -300,6 +325,7 @@ class StatsFile(File):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(make_ino("stats"), time.time_ns())
+        self.access = Access(os.getuid(), os.getgid(), 0o444, 0o555)  # the mounting user's
         self.ctx = ctx
         self._snapshot = b""
 
@@ -332,6 +358,9 @@ class MountRoot(Directory):
         self.inner = inner
         self.stats = StatsFile(ctx)
         self.ctx = ctx
+
+    def current_access(self) -> Access | None:
+        return self.inner.current_access()
 
     def xattrs(self) -> Mapping[str, bytes]:
         return self.inner.xattrs()

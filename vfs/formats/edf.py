@@ -92,6 +92,7 @@ class EdfModel(ModelBase):
             got = data[lo:hi]
         elif frame.external:
             ext_path, ext_offset = frame.external
+            self.ctx.check_readable(ext_path, f"{self.label}: frame {k}: EDF_BinaryFileName")
             got = pread_path(ext_path, ext_offset + lo, hi - lo, self.label)
         else:
             if hi > frame.blob_size:

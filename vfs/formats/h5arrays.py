@@ -180,6 +180,15 @@ class DecodedSource(H5ChunkedSource):
         return flat.view(self.dtype).reshape(self.chunks)[clipped]
 
 
+def fill_value(ds: h5py.Dataset) -> Any:
+    """The dataset's fill value; 0 when the file leaves it undefined (HDF5 1.4-era
+    writers), where h5py raises "fill value is undefined" but reads the data fine."""
+    try:
+        return ds.fillvalue
+    except (OSError, ValueError, RuntimeError):
+        return 0
+
+
 def _external_count(dcpl: Any) -> int:
     try:
         return int(dcpl.get_external_count())
@@ -204,7 +213,7 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     if raw and ds_chunks is not None and int(np.prod(ds_chunks)) * dtype.itemsize < RAW_MIN_CHUNK:
         raw = False
     if raw:
-        fill = ds.fillvalue
+        fill = fill_value(ds)
         if ds_chunks is None:
             offset = ds.id.get_offset()
             return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs, identity)

@@ -9,7 +9,8 @@
         title.txt                   scalar or string dataset: its value and a newline
         alias.npy -> data.npy       soft link (one symlink per rendering for datasets)
         ext -> ../other.h5/entry    external link into another file of the mount
-        gone -> missing.h5::/entry  external link that cannot resolve: dangles, says where
+        gone -> missing.h5::%2Fentry  external link that cannot resolve: one component
+                                    that names no file (see vfs.nodes.dangling_form)
 
 Names are HDF5's own (any bytes but ``/`` and NUL, which HDF5 cannot hold either);
 clashes get ``~2`` (see :class:`vfs.nodes.Entries`). Hard links share one inode number,
@@ -32,6 +33,7 @@ from vfs.arrays import ArraySource
 from vfs.context import Context
 from vfs.formats.conventions import add_conventions
 from vfs.formats.h5arrays import clean_dtype, element_layout, make_source
+from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.errors import Unreadable
@@ -39,11 +41,13 @@ from vfs.identity import SourceIdentity
 from vfs.lazyarrays import LazySource
 from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT, check_count, check_shape
 from vfs.logutil import log_once
+from vfs.errors import Unreadable
 from vfs.naming import safe_name, safe_path
-from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
+from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
-from vfs.render.values import attrs_text, value_bytes
+from vfs.limits import MAX_TEXT
+from vfs.render.values import attrs_text, records_text, value_bytes
 
 XATTR_PREFIX = "user."
 
@@ -196,7 +200,7 @@ class H5Group(Directory):
         here = posixpath.normpath(self.group_path)
         ino = make_ino(*self.h5.fid, self.h5name, bname, "soft")
         try:
-            obj = grp[bname]
+            obj = follow_internal(grp.file, abs_target)
         except Exception:
             obj = None
         if isinstance(obj, h5py.Dataset):
@@ -210,11 +214,12 @@ class H5Group(Directory):
         ino = make_ino(*self.h5.fid, self.h5name, name, "external")
         here_view = self._view_dir()
         other = filename if os.path.isabs(filename) else os.path.join(os.path.dirname(self.h5.path), filename)
-        target = f"{filename}::{objpath}"
+        target = dangling_form(f"{filename}::{objpath}")
         ctx = self.h5.ctx
-        if ctx.mount_is_folder and (not os.path.isfile(other) or not _opens(other)):
+        inside = ctx.mount_is_folder and ctx.inside(other)  # never open a file outside SOURCE
+        if inside and (not os.path.isfile(other) or not _opens(other)):
             self._unresolved[other] = _seen(other)
-        if ctx.mount_is_folder and os.path.isfile(other) and ctx.inside(other):
+        if inside and os.path.isfile(other):
             other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
             obj_view = posixpath.normpath(posixpath.join(other_view, safe_path(objpath.lstrip("/"))))
             suffixes = _external_dataset_suffixes(other, objpath)
@@ -249,7 +254,7 @@ def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
     try:
         if not is_hdf5(path, read_head(path)):
             return []
-        obj = POOL.get(path).get(_encode(objpath))
+        obj = follow_internal(POOL.get(path), posixpath.normpath("/" + objpath))
     except Exception:
         return []
     return dataset_suffixes(obj) if isinstance(obj, h5py.Dataset) else []
@@ -262,7 +267,7 @@ def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
         shape = ds.shape
     except Exception:
         return ["npy"]
-    if shape is None or dt.kind == "O":
+    if shape is None or dt.kind == "O" or dt.hasobject:
         return ["txt"]
     if shape == ():
         return ["npy", "txt"] if npy_supported(dt) else ["txt"]
@@ -296,18 +301,22 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.h5d.DatasetID, h5name: by
     if shape is None:  # NULL dataspace: no value at all
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
-    if dtype.kind == "O" or shape == ():
-        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5, h5name), xattrs))
-        if dtype.kind == "O":
+    guard = OutsideGuard(h5.path, h5name, h5.ctx, where)  # bytes outside SOURCE: EACCES at open
+    if dtype.hasobject or shape == ():  # variable-length members: text read when first needed
+        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5, h5name, guard),
+                                             xattrs))
+        if dtype.hasobject:
             return
     label = f"{h5.path}:{_decode(h5name)}"
     with_attrs = num_attrs > 0 and len(shape) >= 2 and dtype.kind in "biuf"  # .edf header keys
     source = lazy_source(h5, ds, h5name, label, with_attrs)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
-            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"])
+            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], guard=guard)
         return
-    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, cache=h5.ctx.cache)
+    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, cache=h5.ctx.cache, guard=guard):
+        reason = f"{where}: no rendering for datatype {dtype}"
+        entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
 
 
 def lazy_source(h5: H5File, ds: h5py.h5d.DatasetID, h5name: bytes, label: str, with_attrs: bool) -> LazySource:
@@ -352,9 +361,13 @@ class H5View:
     def _get(self, name: str) -> Any:
         bname = _encode(name)
         try:
-            if not self.grp.id.links.exists(bname) or \
-                    self.grp.id.links.get_info(bname).type == h5py.h5l.TYPE_EXTERNAL:
+            if not self.grp.id.links.exists(bname):
                 return None
+            kind = self.grp.id.links.get_info(bname).type
+            if kind == h5py.h5l.TYPE_EXTERNAL:
+                return None
+            if kind == h5py.h5l.TYPE_SOFT:  # never through an external link on the way
+                return follow_internal(self.grp.file, posixpath.join(self.path, name))
             return self.grp.get(bname)
         except Exception:
             return None
@@ -378,6 +391,8 @@ class H5View:
             return None
         full = self._full(name)
         label = f"{self.h5.path}:{_decode(full)}"
+        if outside_sources(self.h5.path, obj, self.h5.ctx, label) is not None:
+            return None  # no plot or axis computed from bytes outside SOURCE
         return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache,
                            identity=self.h5.identity)
 
@@ -407,31 +422,36 @@ def check_declared(ds: h5py.h5d.DatasetID, shape: tuple[int, ...] | None, dtype:
 TEXT_ROWS = 4096
 
 
-def _eager_text(h5: H5File, h5name: bytes) -> Any:
+def _eager_text(h5: H5File, h5name: bytes, guard: OutsideGuard) -> Any:
     """Text of a scalar or variable-length dataset, read when first needed, a block of
     rows at a time; more than ``limits.MAX_TEXT`` bytes of text is refused (EIO)."""
     def make() -> bytes:
+        where = f"{h5.path}:{_decode(h5name)}"
+        guard()
         with H5_LOCK:
             ds = h5.file()[h5name]
+            deref = lambda v: _deref(ds.file, v)  # noqa: E731
             if ds.shape == ():
-                text = value_bytes(_deref(ds.file, ds[()])) + b"\n"
-            else:
-                rows = max(TEXT_ROWS // max(int(np.prod(ds.shape[1:])), 1), 1)
-                parts: list[bytes] = []
-                total = 0
-                for start in range(0, ds.shape[0], rows):
-                    for v in np.asarray(ds[start : start + rows]).reshape(-1):
-                        line = value_bytes(_deref(ds.file, v)).replace(b"\n", b" ") + b"\n"
-                        total += len(line)
-                        parts.append(line)
-                    if total > MAX_TEXT:
-                        break
-                text = b"".join(parts)
-        if len(text) > MAX_TEXT:
-            message = f"{h5.path}:{_decode(h5name)}: its text exceeds the limit of {MAX_TEXT} bytes; not served"
-            log_once(message, message)
-            raise Unreadable(message)
-        return text
+                value = ds[()]
+                if isinstance(value, np.void) and value.dtype.hasobject:
+                    return records_text(np.asarray(value), deref)
+                return value_bytes(deref(value)) + b"\n"
+            step = max(1, TEXT_ROWS // max(1, int(np.prod(ds.shape[1:]))))
+            parts, total = [], 0
+            for start in range(0, ds.shape[0], step):
+                block = np.asarray(ds[start : start + step])
+                if block.dtype.names:
+                    text = records_text(block, deref, header=start == 0)
+                else:
+                    lines = [value_bytes(deref(v)) for v in block.reshape(-1)]
+                    text = b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
+                total += len(text)
+                if total > MAX_TEXT:
+                    reason = f"{where}: its text exceeds {MAX_TEXT} bytes; not shown"
+                    log_once(reason, reason)
+                    raise Unreadable(reason)
+                parts.append(text)
+            return b"".join(parts)
     return make
 
 
