@@ -11,12 +11,13 @@ ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so' || need_apt+=(libfuse3-3)
 if [ "${1:-}" = "--test" ]; then
   command -v getfattr >/dev/null 2>&1 || need_apt+=(attr)
   command -v gawk >/dev/null 2>&1 || need_apt+=(gawk)
+  command -v gnuplot >/dev/null 2>&1 || need_apt+=(gnuplot-nox)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 [ -e /dev/fuse ] || echo "warning: /dev/fuse is missing: mounts will fail (load the fuse kernel module)" >&2
 

@@ -5,6 +5,7 @@ the text renderings through a real mount and ``vfs info`` on a path inside a mou
 from __future__ import annotations
 
 import io
+from typing import Any
 import os
 import shutil
 import subprocess
@@ -106,12 +107,23 @@ def awk_values(path: Path) -> np.ndarray:
     return np.loadtxt(io.BytesIO(out))
 
 
-def test_awk_reads_every_value_exactly(source: Path, mnt: Path) -> None:
-    image = h5(source, "/entry/image")
-    np.testing.assert_array_equal(awk_values(mnt / "scan.h5/entry/image.txt").astype(np.float32), image.reshape(-1))
-    small = awk_values(mnt / "scan.h5/entry/small.txt")
+def gnuplot_values(path: Path) -> np.ndarray:
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        pytest.fail("gnuplot is missing (Debian package gnuplot-nox)")
+    script = f"set table '/dev/stdout'; plot '{path}' using (sprintf('%.17g', $1)) with table"
+    out = subprocess.run([gnuplot, "-e", script], capture_output=True, check=True).stdout
+    return np.loadtxt(io.BytesIO(out))
+
+
+@pytest.mark.parametrize("reader", [awk_values, gnuplot_values], ids=["awk", "gnuplot"])
+def test_awk_and_gnuplot_read_every_value_exactly(source: Path, mnt: Path, reader: Any) -> None:
+    if reader is awk_values:  # gnuplot reads the first column; the image has many
+        image = h5(source, "/entry/image")
+        np.testing.assert_array_equal(reader(mnt / "scan.h5/entry/image.txt").astype(np.float32), image.reshape(-1))
+    small = reader(mnt / "scan.h5/entry/small.txt")
     np.testing.assert_array_equal(small, SMALL)
-    np.testing.assert_array_equal(awk_values(mnt / "run.spec/1.1/measurement/Monitor.txt"),
+    np.testing.assert_array_equal(reader(mnt / "run.spec/1.1/measurement/Monitor.txt"),
                                   [1.595026e-13, -3.25e+21, 1e-05])
 
 

@@ -74,6 +74,15 @@ class SourceDirectory(Directory):
             self._check_folder()
         return super().children()
 
+    def drop(self) -> bool:
+        """Forget the listing and every node in it (the bound on built nodes, see
+        :data:`vfs.nodes.LIVE`); listed again on demand. Not while a rescan runs."""
+        def forget() -> None:
+            self._children = None
+            self._listing = Listing()
+            self._found = {}
+        return not self._rescanning and if_free(self._lock, forget)
+
     def current_access(self) -> Access:
         """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
         now = time.monotonic()
