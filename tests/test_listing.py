@@ -57,13 +57,18 @@ def test_listing_sizes_match_reads_and_numpy(many: Path, mount) -> None:  # type
         assert dots.stdout.splitlines()[:2] == [".", ".."]
         stems = {n.split(".")[0] for n in listed if not n.startswith(".")}
         assert stems == set(names)
-        for name in ("img0000.npy", "img0299.txt", "img0150.edf", "img0007.png", "packed.npy", "packed.png",
+        for name in ("img0000.npy", "img0299.txt", "img0150.edf", "img0007.png", "packed.npy", "packed.png", "packed.txt",
                      "cube.npy", "cube.png", "title.txt", ".packed.attrs.txt", "table.txt"):
             data = (mnt / "many.h5" / name).read_bytes()
             assert listed[name].st_size == len(data), name  # the size the listing gave
         # the text rule: an image above 1,024 values keeps the fixed width (uint16: 5
         # digits and a separator each), a small table gets Python's shortest repr
         assert listed["img0000.txt"].st_size == 32 * 40 * 6
+        # a float image of up to 100,000 values: the shortest digits (Python's repr), each
+        # in a fixed 24-character cell padded with spaces, so the size is arithmetic
+        assert listed["packed.txt"].st_size == 30 * 40 * 25
+        lines = (mnt / "many.h5" / "packed.txt").read_text().splitlines()
+        assert [line.split() for line in lines] == [[repr(v) for v in row] for row in want["packed"].tolist()]
         table = want_table
         assert (mnt / "many.h5" / "table.txt").read_text() == "".join(
             " ".join(repr(v) for v in row) + "\n" for row in table.tolist())

@@ -9,6 +9,10 @@ Two layouts; every number reads back to the same value:
   ``0.99``, ``1.595026e-13``, ``2.5``). The size
   is known once the text is made, so it is made on first ``stat`` and kept in a small
   byte-budgeted cache (``limits.SHORT_TEXT_CACHE``); only its size is kept after that.
+* **Padded shortest** (image-like arrays of 2-D and more above
+  ``SHORT_TEXT_IMAGE_ELEMENTS`` and up to ``SHORT_TEXT_ELEMENTS``): the same shortest
+  digits, each left in a fixed cell padded with spaces, so the size is arithmetic as in
+  the fixed layout below and ``cat`` still shows ``0.99``.
 * **Fixed width** (larger arrays, compound values, strings): every element takes exactly
   ``width + 1`` bytes, its cell then a space or, at the end of a row, a newline. So the
   size is ``n * (width + 1)`` and the element behind any offset is a division: a read
@@ -174,18 +178,24 @@ def short_text(values: np.ndarray, row: int) -> bytes:
     return full[keep].tobytes()
 
 
-def short_form(source: ArraySource) -> bool:
-    """Whether ``source`` gets the short text layout (see the module docstring)."""
+def shortest_digits(source: ArraySource) -> bool:
+    """Whether ``source``'s values are written in their shortest exact form: numbers of
+    at most ``SHORT_TEXT_ELEMENTS`` elements, and every SPEC column."""
     dtype = source.dtype
     if dtype.names or dtype.kind not in "biufc":
         return False
     if dtype.kind in "fc" and dtype.itemsize // (2 if dtype.kind == "c" else 1) not in WIDTHS:
         return False  # long double keeps its fixed 21 digits
-    if source.short_text:
-        return True
-    if len(source.shape) >= 2 and source.size > SHORT_TEXT_IMAGE_ELEMENTS:
-        return False  # an image: a folder of 1,000 of them must list without reading them
-    return source.size <= SHORT_TEXT_ELEMENTS
+    return source.short_text or source.size <= SHORT_TEXT_ELEMENTS
+
+
+def short_form(source: ArraySource) -> bool:
+    """Whether ``source`` gets the short text layout (see the module docstring). An
+    image-like array above ``SHORT_TEXT_IMAGE_ELEMENTS`` keeps its shortest digits but in
+    fixed cells padded with spaces: a folder of 1,000 images lists without reading them."""
+    if not shortest_digits(source):
+        return False
+    return source.short_text or len(source.shape) < 2 or source.size <= SHORT_TEXT_IMAGE_ELEMENTS
 
 
 _SHORT_CACHE: cachetools.LRUCache[object, bytes] = cachetools.LRUCache(
@@ -199,7 +209,7 @@ class TxtRendering:
     def __init__(self, source: ArraySource) -> None:
         self.source = source
         self.short = short_form(source)
-        self.width, self.cells = cell_format(source.dtype, self.short)
+        self.width, self.cells = cell_format(source.dtype, shortest_digits(source))
         self.row = source.shape[-1] if len(source.shape) >= 2 and source.shape[-1] > 0 else 1
         self._short_size: tuple[int, int] | None = None  # (elements, bytes) of the made text
 
