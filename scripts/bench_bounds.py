@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.mounting import memory_kib, mount_pid, mounted  # noqa: E402
+from vfs.harness import memory_kib, mount_pid, mounted  # noqa: E402
 from tests.test_bounds import IMAGE, frame  # noqa: E402
 
 

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.live_writers import Writer, edf_bytes  # noqa: E402
-from tests.mounting import mounted  # noqa: E402
+from vfs.harness import mounted  # noqa: E402
 from vfs.context import Context  # noqa: E402
 from vfs.rescan import rescan  # noqa: E402
 from vfs.tree import SourceDirectory  # noqa: E402

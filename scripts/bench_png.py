@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.mounting import mounted, stats  # noqa: E402
+from vfs.harness import mounted, stats  # noqa: E402
 
 
 def ls_l(folder: Path) -> tuple[float, int]:

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.benchutil import read_through  # noqa: E402
-from tests.mounting import mounted  # noqa: E402
+from vfs.harness import mounted  # noqa: E402
 from vfs.arrays import MemorySource  # noqa: E402
 from vfs.render.floattext import WIDTHS, float_cells  # noqa: E402
 from vfs.render.txt import TxtRendering, format_elements  # noqa: E402
