@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vfs.arrays import RawSource
 from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable
@@ -332,3 +333,23 @@ def test_cold_spectrum_decodes_only_the_chunks_the_kernel_asked_for(decoded_moun
     loads = {k: v for k, v in st["chunk_loads"].items() if k.endswith(":/spectra")}
     assert list(loads.values()) == [len(touched)]
     assert len(touched) < 64 * 32 * 2048 * 4 // (8 * 8 * 512 * 4)  # not the whole cube
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_datasets_with_more_chunks_than_the_index_bound_are_read_through_h5py(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str | None) -> None:
+    """A chunk grid above ``limits.MAX_CHUNK_INDEX`` keeps no offset table in memory:
+    h5py reads it (same values); at the bound the table is kept (decoded or raw reads)."""
+    path = tmp_path / "grid.h5"
+    with h5py.File(path, "w") as f:  # a grid of 12 x 3 = 36 chunks of 64 KiB
+        f.create_dataset("d", data=np.arange(768 * 640, dtype="<f4").reshape(768, 640), chunks=(64, 256),
+                         compression=compression)
+    with h5py.File(path, "r") as f:
+        expected = f["d"][...]
+    monkeypatch.setattr(h5arrays, "MAX_CHUNK_INDEX", 36)  # grid: 12 x 3 = 36 chunks
+    kept = open_source(path)
+    assert isinstance(kept, h5arrays.DecodedSource if compression else RawSource)
+    monkeypatch.setattr(h5arrays, "MAX_CHUNK_INDEX", 35)
+    source = open_source(path)
+    assert isinstance(source, h5arrays.H5ChunkedSource)
+    assert source.read_all().tobytes() == expected.tobytes() == kept.read_all().tobytes()

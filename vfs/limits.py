@@ -89,3 +89,6 @@ MAX_PENDING_PROBES = 4096
 #: a filtered chunk may be stored this many bytes larger than its decoded size (the
 #: headers a compressor adds to incompressible data); a larger stored size is not read
 STORED_CHUNK_SLACK = 1 << 20
+#: chunks of one HDF5 dataset whose file offsets are kept in memory (about 250 bytes
+#: each) for reads outside h5py; a dataset with more is read through h5py instead
+MAX_CHUNK_INDEX = 1 << 18

@@ -26,7 +26,7 @@ from vfs.decode import ChunkEntry, DecodeError, Pipeline, filters_of, read_chunk
 from vfs.errors import Unreadable
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.identity import SourceIdentity
-from vfs.limits import MAX_CHUNK_BYTES, STORED_CHUNK_SLACK
+from vfs.limits import MAX_CHUNK_BYTES, MAX_CHUNK_INDEX, STORED_CHUNK_SLACK
 from vfs.logutil import log_once
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 
@@ -212,6 +212,9 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
         raw = False
     if raw and ds_chunks is not None and int(np.prod(ds_chunks)) * dtype.itemsize < RAW_MIN_CHUNK:
         raw = False
+    # reads outside h5py keep every chunk's offset in memory: bounded by MAX_CHUNK_INDEX
+    indexed = ds_chunks is None or chunk_count(ds.shape, ds_chunks) <= MAX_CHUNK_INDEX
+    raw = raw and indexed
     if raw:
         fill = fill_value(ds)
         if ds_chunks is None:
@@ -219,7 +222,7 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
             return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs, identity)
         return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name, identity), fill, attrs,
                          identity)
-    pipeline = _pipeline(ds, dtype, ds_chunks)
+    pipeline = _pipeline(ds, dtype, ds_chunks) if indexed else None
     if pipeline is not None and ds_chunks is not None:
         return DecodedSource(path, name, shape, dtype, ds_chunks, label, key, cache, pipeline, ds.fillvalue, attrs,
                              identity)
@@ -234,6 +237,11 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     if ds_chunks is None and nds < len(shape):
         chunks = auto_chunks(shape[:nds], dtype.itemsize * max(int(np.prod(extra)), 1)) + extra
     return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
+
+
+def chunk_count(shape: Index, chunks: Index) -> int:
+    """How many chunks the grid of a chunked dataset has (written or not)."""
+    return int(np.prod([-(-int(n) // int(c)) for n, c in zip(shape, chunks)], dtype=object))
 
 
 def _pipeline(ds: h5py.Dataset, dtype: np.dtype[Any], ds_chunks: Index | None) -> Pipeline | None:
