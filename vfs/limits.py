@@ -67,3 +67,5 @@ SHORT_TEXT_ELEMENTS = 100_000
 SHORT_TEXT_CACHE = 64 << 20
 #: files of one folder waiting to be probed again (seen incomplete); more are plain files
 MAX_PENDING_PROBES = 4096
+#: entries of folder listings kept ready for readdir, all folders together (about 30 bytes each)
+LISTING_CACHE_ENTRIES = 1_000_000
