@@ -183,18 +183,25 @@ class VfsFUSE(fuse.FUSE):  # type: ignore[misc]
     entry, no tuple or dict built per entry: 100,000 entries in about 0.1 s)."""
 
     def _readdir(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any) -> int:
-        listing = self.operations.readdir(None if path is None else path.decode(self.encoding, self.errors), None)
+        fh = fip.contents.fh if fip else None
+        listing = self.operations.readdir(None if path is None else path.decode(self.encoding, self.errors), fh)
         st = fuse.c_stat()
-        ref = ctypes.byref(st)
-        extra = (0,) if fuse.fuse_version_major == 3 else ()  # libfuse 3's filler takes flags
+        # arguments converted once, not per entry (ctypes' conversions cost more than the call)
+        args = [ctypes.c_void_p(buf), b".", ctypes.byref(st), ctypes.c_int64(0)]
+        if fuse.fuse_version_major == 3:
+            args.append(ctypes.c_int(0))  # libfuse 3's filler takes flags
         st.st_mode, st.st_ino = stat.S_IFDIR, listing.ino  # '..' too, as before: the parent is not known here
-        if filler(buf, b".", ref, 0, *extra) or filler(buf, b"..", ref, 0, *extra):
+        if filler(*args):
+            return 0
+        args[1] = b".."
+        if filler(*args):
             return 0
         encoding, errors = self.encoding, self.errors
         for name, mode, ino in zip(listing.names, listing.modes, listing.inos):
             st.st_mode = mode
             st.st_ino = ino
-            if filler(buf, name.encode(encoding, errors), ref, 0, *extra):
+            args[1] = name.encode(encoding, errors)
+            if filler(*args):
                 break
         return 0
 
