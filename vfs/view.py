@@ -31,6 +31,7 @@ import os
 import posixpath
 import stat as stat_module
 import threading
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -95,12 +96,12 @@ def stat_of(node: Node) -> Stat:
 @dataclass(frozen=True)
 class DirListing:
     """A folder's entries as a directory reader needs them (``readdir``): names in the
-    listing's order, with each entry's ``st_mode`` and inode number, in three lists."""
+    listing's order, with each entry's ``st_mode`` and inode number (three sequences)."""
 
     ino: int  # the folder's own
     names: list[str]
-    modes: list[int]
-    inos: list[int]
+    modes: array[int]  # 8 bytes an entry each, not an int object
+    inos: array[int]
 
 
 class ListingCache:
@@ -125,12 +126,8 @@ class ListingCache:
             cached = self._cache.get(node.ino)
         if cached is not None and cached[0] is node and cached[1] is kids:
             return cached[2]
-        modes: dict[int, int] = {}  # one int object per distinct mode
-        out = DirListing(node.ino, list(kids), [], [])
-        for child in kids.values():
-            mode = mode_of(child)
-            out.modes.append(modes.setdefault(mode, mode))
-            out.inos.append(child.ino)
+        nodes = list(kids.values())
+        out = DirListing(node.ino, list(kids), array("L", map(mode_of, nodes)), array("Q", [n.ino for n in nodes]))
         with self._lock:
             try:
                 self._cache[node.ino] = (node, kids, out)
