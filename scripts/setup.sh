@@ -31,6 +31,6 @@ echo "== installing vfs${extra} into .venv"
 .venv/bin/python -m pip install -q -e ".${extra}" 2>&1 | grep -v -i "warning: location" || true
 if [ "${1:-}" = "--test" ]; then
   # PyMca's EDF reader is a test oracle; its fisx dependency has no wheel and is not needed for it
-  .venv/bin/python -m pip install -q --no-deps "PyMca5>=5.9" 2>&1 | grep -v -i "warning: location" || true
+  .venv/bin/python -m pip install -q --no-deps "PyMca5>=5.9.7" 2>&1 | grep -v -i "warning: location" || true
 fi
-.venv/bin/python -c "import vfs, h5py, hdf5plugin, fabio, mfusepy, PIL"
+.venv/bin/python -c "import vfs, h5py, hdf5plugin, fabio, mfusepy, PIL, bitshuffle, imagecodecs, blosc2"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mounting import mounted
+from tests.mounting import missing, mounted
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 SNAPSHOT: dict[str, tuple[str, int]] = {}
@@ -35,7 +35,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not REAL.is_dir():
-        pytest.skip(f"real data folder {REAL} not present")
+        missing(f"real data folder {REAL} not present")
     return REAL
 
 
@@ -48,9 +48,9 @@ def mount(tmp_path: Path) -> Iterator[MountFactory]:
     stack = contextlib.ExitStack()
     counter = iter(range(1000))
 
-    def factory(source: Path | str, *extra: str) -> contextlib.AbstractContextManager[Path]:
+    def factory(source: Path | str, *extra: str, data_limit: int | None = None) -> contextlib.AbstractContextManager[Path]:
         mnt = tmp_path / f"mnt{next(counter)}"
-        return mounted(source, mnt, *extra)
+        return mounted(source, mnt, *extra, data_limit=data_limit)
 
     with stack:
         yield factory

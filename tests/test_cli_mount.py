@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.mounting import mounted, require_fuse, unmount
+from vfs.harness import in_mount_table
 
 pytestmark = pytest.mark.mount
 VFS = [sys.executable, "-m", "vfs"]
@@ -31,7 +32,8 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
 
 def test_help_explains_options():
     out = subprocess.run([*VFS, "mount", "--help"], capture_output=True, text=True, check=True).stdout
-    for option in ["--foreground", "-o", "--cache-size", "--log-file", "--debug", "--formats", "fusermount3 -u"]:
+    for option in ["--foreground", "-o", "--cache-size", "--log-file", "--debug", "--formats", "fusermount3 -u",
+                   "--allow-outside", "XDG_STATE_HOME"]:
         assert option in out
 
 
@@ -83,6 +85,10 @@ def test_stale_mountpoint_is_reported_with_the_fix(foreground):
     res = subprocess.run([*VFS, "mount", str(src), str(mnt)], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert f"fusermount3 -u {mnt}" in res.stderr
+    assert in_mount_table(mnt)  # stale: the kernel still lists it...
+    assert wait_for(lambda: not os.path.ismount(mnt))  # ...once its cached attributes expire, stat fails
+    unmount(mnt)  # what the harness does after every test: a stale mount is cleared too
+    assert not in_mount_table(mnt)
 
 
 def test_five_thousand_files_with_find_and_cat(tmp_path):
@@ -127,3 +133,23 @@ def test_files_that_change_under_the_mount(tmp_path):
             fh.truncate(100)
         assert wait_for(lambda: not (mnt / "new.h5" / "b.npy").exists(), 10)
         assert "new.h5" in os.listdir(mnt)
+
+
+def test_background_mount_logs_to_a_default_file(tmp_path):
+    """Without --log-file a background mount logs to a file under $XDG_STATE_HOME/vfs,
+    named in what ``vfs mount`` prints; lines written long after the start land there."""
+    require_fuse()
+    src, mnt, state = tmp_path / "src", tmp_path / "mnt", tmp_path / "state"
+    src.mkdir()
+    mnt.mkdir()
+    (src / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\xff" * 600)  # HDF5 signature, no file
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    try:
+        res = subprocess.run([*VFS, "mount", str(src), str(mnt)], env=env, capture_output=True, text=True,
+                             check=True, timeout=60)
+        log = Path(res.stdout.split("log file ", 1)[1].strip())
+        assert log.parent == state / "vfs" and log.name.startswith("mnt-")
+        assert (mnt / "broken.h5").is_file()  # shown as itself; the reason goes to the log
+        assert wait_for(lambda: "broken.h5: looks like hdf5" in log.read_text())
+    finally:
+        unmount(mnt)

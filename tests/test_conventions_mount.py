@@ -17,18 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.mounting import mounted
+from tests.mounting import mounted, require_module
 
 pytestmark = pytest.mark.mount
-
-
-def oracle_import(name: str):  # a missing oracle fails in CI, skips elsewhere
-    try:
-        return __import__(name, fromlist=["_"])
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test oracle {name} is required in CI")
-        pytest.skip(f"{name} not installed")
 
 
 def _text(v) -> str | None:
@@ -88,7 +79,7 @@ def real_mount(tmp_path_factory, real_data):
 
 def test_default_link_of_every_real_nexus_file(real_mount):
     real, mnt = real_mount
-    nxdata = oracle_import("silx.io.nxdata")
+    nxdata = require_module("silx.io.nxdata")
     checked = with_default = 0
     for path in nexus_files(real):
         view = mnt / path.relative_to(real)
@@ -110,7 +101,7 @@ def test_default_link_of_every_real_nexus_file(real_mount):
 
 def test_signal_and_axes_links_of_every_real_nxdata(real_mount):
     real, mnt = real_mount
-    nxdata = oracle_import("silx.io.nxdata")
+    nxdata = require_module("silx.io.nxdata")
     groups = 0
     for path in nexus_files(real):
         with h5py.File(path, "r") as f:
@@ -211,7 +202,7 @@ def test_plot_png_of_a_1d_signal(tmp_path, mount):
 
 def test_hyperspy_axes_against_rosettasciio(real_mount):
     real, mnt = real_mount
-    hspy = oracle_import("rsciio.hspy")
+    hspy = require_module("rsciio.hspy")
     files = sorted((real / "hspy").iterdir()) + sorted((real / "hdf5").glob("*.hspy"))
     compared = 0
     for path in files:
@@ -237,7 +228,7 @@ def test_hyperspy_axes_against_rosettasciio(real_mount):
 
 
 def test_hyperspy_uniform_and_non_uniform_axes_written_by_rosettasciio(tmp_path, mount):
-    hspy = oracle_import("rsciio.hspy")
+    hspy = require_module("rsciio.hspy")
     src = new_source(tmp_path)
     energy = np.array([1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 13.0, 18.0, 24.0, 31.0, 39.0, 48.0])
     signal = {"data": np.arange(36.0).reshape(3, 12), "original_metadata": {}, "tmp_parameters": {},
@@ -280,7 +271,7 @@ def test_pymca_energy_axis_hdf5(tmp_path, mount):
 
 def test_pymca_energy_axis_real_spec(real_mount):
     real, mnt = real_mount
-    specfile = oracle_import("silx.io.specfile")
+    specfile = require_module("silx.io.specfile")
     compared = 0
     for name in ("silx_test_specfile_sftext.dat", "silx_test_spech5_sftext.dat", "33id_spec.dat"):
         sf = specfile.SpecFile(str(real / "spec" / name))

@@ -23,7 +23,7 @@ def test_frames_read_by_the_listing_are_cache_hits(tmp_path: Path, monkeypatch: 
     model = FabioModel(str(path), os.stat(path), ctx)
     assert model.count() == 1  # the listing: reads the frame once, into the cache
     submitted: list[object] = []
-    monkeypatch.setattr(arrays._PREFETCH, "submit", lambda *a, **k: submitted.append(a))
+    monkeypatch.setattr(arrays._POOL, "submit", lambda *a, **k: submitted.append(a))
     monkeypatch.setattr(model, "load_frame", lambda k: pytest.fail("frame loaded through fabio again"))
     source = model.stack_source()
     assert isinstance(source, arrays.ChunkedSource)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import MountFactory
+from tests.mounting import require_module
 from tests.test_spec_silx import NOT_SPEC, spec_files
 from vfs.formats import specparse as sp
 
-silx_specfile = pytest.importorskip("silx.io.specfile")
+silx_specfile = require_module("silx.io.specfile")
 
 HEADER = b"#F live.spec\n#E 1700000000\n#D Tue Nov 14 22:13:20 2023\n#O0 th  tth\n\n"
 
@@ -200,7 +201,7 @@ def test_index_of_real_files_matches_silx_keys(real_data: Path) -> None:
 def test_pymca_reads_scan_spec_back(real_data: Path, mount: MountFactory) -> None:
     """PyMca's own SPEC reader (a separate C implementation) gives the same scan from
     ``N.M/scan.spec`` as from the original file: labels, data and MCA spectra."""
-    specfile = pytest.importorskip("PyMca5.PyMcaIO.specfile")
+    specfile = require_module("PyMca5.PyMcaIO.specfile")
     with mount(real_data / "spec") as mnt:
         checked = 0
         for path in spec_files(real_data):

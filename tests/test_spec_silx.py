@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.mounting import require_module
 from tests.test_spec_parse import load, open_tree, text
 from vfs.formats import specparse as sp
 from vfs.formats.sniff import is_spec, read_head
 from vfs.nodes import Directory, Node
 
-silx_specfile = pytest.importorskip("silx.io.specfile")
+silx_specfile = require_module("silx.io.specfile")
 NOT_SPEC = {"Steel.spe", "XRFSpectrum.mca"}
 
 
@@ -202,7 +203,7 @@ def check_mca(path: Path, key: str, scan: object, t: dict[str, Node]) -> None:
 
 def test_paths_are_silx_paths(real_data: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Every dataset path of silx's HDF5-like view is a file in our tree (``.npy``/``.txt``)."""
-    spech5 = pytest.importorskip("silx.io.spech5")
+    spech5 = require_module("silx.io.spech5")
     caplog.set_level(logging.ERROR)
     checked = 0
     missing: dict[str, set[str]] = {}

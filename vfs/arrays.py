@@ -8,8 +8,10 @@ EDF frame render the same way.
 Three kinds:
 
 * :class:`ChunkedSource` decodes whole chunks (HDF5 with filters, VDS, a gzip EDF) and
-  keeps them in the shared :class:`~vfs.cache.ChunkCache`.
-* :class:`RawSource` serves uncompressed data straight from the file with ``pread`` at
+  keeps them in the shared :class:`~vfs.cache.ChunkCache`; sources whose decoders
+  release the GIL decode the chunks of a read, and a stream's next chunks, in parallel
+  on one pool of threads (one per core).
+* :class:`RawSource` serves uncompressed data straight from the file with ``preadv`` at
   offsets known from metadata (contiguous or unfiltered chunked HDF5, EDF frames). It
   reads only the bytes asked for; the kernel's page cache is its cache.
 * :class:`MemorySource` wraps an array already in memory (SPEC columns, attributes).
@@ -21,7 +23,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,8 +35,48 @@ from vfs.logutil import log_once
 from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
 
 
-_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vfs-prefetch")
-_local = threading.local()  # the file a RawSource read has open, per thread
+#: decode threads, one per core: chunks of one request, and the prefetched chunks of the
+#: next ones, decode here in parallel (decoders that release the GIL use every core)
+WORKERS = max(os.cpu_count() or 2, 2)
+_local = threading.local()  # the file a RawSource read has open, per thread; pool marker
+
+
+def _mark_worker() -> None:
+    _local.worker = True
+
+
+_POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="vfs-decode", initializer=_mark_worker)
+
+
+def in_worker() -> bool:
+    """Whether this thread is one of the decode pool's (which must not wait for locks a
+    requesting thread may hold: see :class:`Deferred`)."""
+    return bool(getattr(_local, "worker", False))
+
+
+#: bytes a run of back-to-back reads must cover before the prefetcher starts: more than
+#: the mount's read-ahead window (1 MiB), which one page fault may read as several requests
+STREAM_MIN = 2 << 20
+#: pieces of a read this close in the file are read by one call (the gap read and dropped)
+MERGE_GAP = 16 << 10
+#: a per-thread scratch buffer up to this size is kept for the next read
+SCRATCH_KEEP = 64 << 20
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A uint8 buffer of ``size`` bytes for this thread's reads, reused between reads."""
+    buf: np.ndarray | None = getattr(_local, "scratch", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1 << 20), np.uint8)
+        if size <= SCRATCH_KEEP:
+            _local.scratch = buf
+    return buf[:size]
+
+
+class Deferred(Exception):
+    """Raised by :meth:`ChunkedSource.load_chunk` in a pool thread for a chunk that must
+    be loaded by the requesting thread itself (e.g. through a library lock that thread
+    may already hold). Not an error: the requesting thread loads the chunk again."""
 
 
 class ArraySource:
@@ -132,6 +174,10 @@ class ChunkedSource(ArraySource):
     process (source identity + object name) so cache entries never mix files.
     """
 
+    #: whether the chunks of one request are decoded in parallel on the pool (for
+    #: decoders that release the GIL; pointless for a source serialised by a lock)
+    parallel = False
+
     def __init__(
         self,
         shape: Index,
@@ -146,23 +192,73 @@ class ChunkedSource(ArraySource):
         self.key = key
         self.cache = cache
         self._next = -1  # where a sequential reader would read next
+        self._run = 0  # where the current run of sequential reads started
+        self._chunk_bytes = math.prod(self.chunks) * self.dtype.itemsize
+        # elements in one row of chunks along the first axis (the flat span a sequential
+        # reader crosses before it needs new chunks)
+        self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
 
     def read_flat(self, a: int, b: int) -> np.ndarray:
-        """As the base class; a read that continues the previous one also starts decoding
-        the chunks of the next two such reads on the prefetch thread (the second core),
-        so that decoding overlaps with the copying of this read."""
-        out = super().read_flat(a, b)
-        sequential = a == self._next and b > a
+        """As the base class. For a parallel source, the chunks of this read that nobody
+        has yet are submitted to the decode pool first (all but one, which this thread
+        decodes itself). A read that continues the previous one then also submits the
+        chunks of the reads that will follow, so that they decode while this one is
+        copied out; they queue behind this read's own chunks."""
+        a, b = max(a, 0), min(b, self.size)
+        if a != self._next:
+            self._run = a
+        # streaming: this read continues a run longer than one kernel read-ahead window,
+        # so it is not the read-around of a single page fault (which must decode only
+        # what the kernel asked for)
+        sequential = a == self._next and b > a and (b - self._run) * self.dtype.itemsize >= STREAM_MIN
         self._next = b
+        pending: dict[Index, Future[np.ndarray]] = {}
+        touched = list(dict.fromkeys(index for start, extent in flat_boxes(self.shape, a, b)
+                                     for index in chunks_of_box(start, extent, self.chunks)))
+        if self.parallel and b > a:
+            missing = [index for index in touched if not self.cache.has(self.chunk_key(index))]
+            pending = {index: _POOL.submit(self.chunk, index) for index in missing[1:]}
         if sequential and b < self.size:
-            self._prefetch(b, min(self.size, b + 2 * (b - a)))
+            # ahead: the next two such reads, and for parallel decoders a quarter of a
+            # chunk row, so the next row of chunks is decoding before it is needed; never
+            # more than fits in half the cache beside the chunks this read holds
+            ahead = max(2 * (b - a), self._row // 4 if self.parallel else 0)
+            room = min(self.cache.budget // 4, self.cache.budget // 2 - len(touched) * self._chunk_bytes)
+            self._prefetch(b, min(self.size, b + ahead), room)
+        _local.pending = pending
+        try:
+            out = super().read_flat(a, b)
+        finally:
+            _local.pending = None
+        if sequential and self.parallel:
+            # two reads back: the kernel sends a stream's reads on several threads at once,
+            # so the read just before this one may still be copying out its chunks
+            self._drop_finished(max(a - 3 * (b - a), 0), max(a - 2 * (b - a), 0))
         return out
 
-    def _prefetch(self, a: int, b: int) -> None:
+    def _drop_finished(self, a: int, b: int) -> None:
+        """Drop the chunks of elements ``[a, b)`` whose last element is before ``b``.
+
+        A streaming reader has passed them: the kernel's page cache holds what was
+        served, and a sequential reader does not come back; keeping them would only
+        fill the cache with fresh memory (slow to touch on virtual machines) and push
+        out what random readers use. Freed chunks are reused for the next decodes."""
+        strides = strides_of(self.shape)
         for start, extent in flat_boxes(self.shape, a, b):
             for index in chunks_of_box(start, extent, self.chunks):
+                last = sum(min((i + 1) * c, n) * st - st for i, c, n, st in zip(index, self.chunks, self.shape, strides))
+                if last < b:
+                    self.cache.discard(self.chunk_key(index))
+
+    def _prefetch(self, a: int, b: int, room: int) -> None:
+        """Submit the chunks of elements ``[a, b)`` nobody has yet, up to ``room`` bytes."""
+        for start, extent in flat_boxes(self.shape, a, b):
+            for index in chunks_of_box(start, extent, self.chunks):
+                if room < self._chunk_bytes:
+                    return
                 if not self.cache.has(self.chunk_key(index)):
-                    _PREFETCH.submit(self._prefetch_one, index)
+                    room -= self._chunk_bytes
+                    _POOL.submit(self._prefetch_one, index)
 
     def _prefetch_one(self, index: Index) -> None:
         try:
@@ -184,7 +280,7 @@ class ChunkedSource(ArraySource):
     def _checked_load(self, index: Index) -> np.ndarray:
         try:
             return np.asarray(self.load_chunk(index))
-        except VfsError:
+        except (VfsError, Deferred):
             raise
         except Exception as exc:  # a decoder or h5py failure: the read gets EIO
             message = f"{self.label}: cannot read chunk {index}: {type(exc).__name__}: {exc}"
@@ -192,11 +288,22 @@ class ChunkedSource(ArraySource):
             raise Unreadable(message) from exc
 
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
-        for index in chunks_of_box(start, extent, self.chunks):
-            data = self.chunk(index)
+        def put(index: Index, data: np.ndarray) -> None:
             in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
             key: tuple[Any, ...] = (*in_chunk, Ellipsis)  # keeps 0-d chunks arrays
             out[in_box] = data[key]
+
+        pending: dict[Index, Future[np.ndarray]] = getattr(_local, "pending", None) or {}
+        for index in chunks_of_box(start, extent, self.chunks):
+            future = pending.get(index)
+            if future is None:
+                put(index, self.chunk(index))
+                continue
+            try:
+                data = future.result()
+            except Deferred:  # to be loaded by this thread (see Deferred)
+                data = self.chunk(index)
+            put(index, data)
 
 
 class RawSource(ArraySource):
@@ -228,6 +335,7 @@ class RawSource(ArraySource):
         self.fill = fill
         self.identity = identity
         self._chunk_strides = strides_of(self.chunks)
+        self._byte_strides = tuple(st * self.dtype.itemsize for st in self._chunk_strides)
 
     def _open(self) -> int:
         try:
@@ -276,7 +384,12 @@ class RawSource(ArraySource):
         return data
 
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
+        """The pieces of every chunk the box touches, read into one scratch buffer by as
+        few ``preadv`` calls as the file allows (pieces next to each other in the file,
+        or separated by less than :data:`MERGE_GAP`, are one call), then each copied out
+        with one strided NumPy copy: a handful of Python operations per piece."""
         isz = self.dtype.itemsize
+        pieces: list[tuple[int, int, Index, tuple[slice, ...]]] = []  # file offset, bytes, shape, where
         for index in chunks_of_box(start, extent, self.chunks):
             in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
             base = self.chunk_offset(index)
@@ -285,13 +398,45 @@ class RawSource(ArraySource):
                 continue
             first = sum(s.start * st for s, st in zip(in_chunk, self._chunk_strides))
             last = sum((s.stop - 1) * st for s, st in zip(in_chunk, self._chunk_strides))
-            raw = self._pread(base + first * isz, (last - first + 1) * isz)
-            flat = np.frombuffer(raw, self.dtype)
-            sub_shape = tuple(s.stop - s.start for s in in_chunk)
-            view = np.lib.stride_tricks.as_strided(
-                flat, sub_shape, tuple(st * isz for st in self._chunk_strides), writeable=False
-            )
-            out[in_box] = view
+            pieces.append((base + first * isz, (last - first + 1) * isz,
+                           tuple(s.stop - s.start for s in in_chunk), in_box))
+        if not pieces:
+            return
+        pieces.sort(key=lambda piece: piece[0])
+        # runs of pieces read by one call: (file offset, bytes); where each piece lands
+        runs: list[list[int]] = []
+        at: list[int] = []
+        pos = 0
+        for offset, length, _, _ in pieces:
+            if runs and 0 <= offset - (runs[-1][0] + runs[-1][1]) <= MERGE_GAP:
+                pos += offset - (runs[-1][0] + runs[-1][1])
+                runs[-1][1] = offset + length - runs[-1][0]
+            else:
+                runs.append([offset, length])
+            at.append(pos)
+            pos += length
+        scratch = _scratch(pos)
+        done = 0
+        for offset, length in runs:
+            self._preadv(scratch[done : done + length], offset)
+            done += length
+        for (_, _, sub_shape, in_box), where in zip(pieces, at):
+            out[in_box] = np.ndarray(sub_shape, self.dtype, scratch, where, self._byte_strides)
+
+    def _preadv(self, into: np.ndarray, offset: int) -> None:
+        shared: int | None = getattr(_local, "fd", None)
+        fd = self._open() if shared is None else shared
+        try:
+            got = os.preadv(fd, [into.data], offset)
+            if shared is None:
+                self._check(fd)
+        finally:
+            if shared is None:
+                os.close(fd)
+        if got != into.size:
+            message = f"{self.label}: file ends at {offset + got}, data need {offset + into.size} (truncated?)"
+            log_once(f"pread:{self.label}", message)
+            raise Unreadable(message)
 
     def read_view(self, p: int, q: int) -> np.ndarray | bytes:
         if len(self.chunks) == len(self.shape) and self.chunks == self.shape:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
+from vfs.limits import MAX_COUNTER_KEYS
+
 DEFAULT_BUDGET = 1 << 30
 
 
@@ -63,6 +65,8 @@ class ChunkCache:
         try:
             value = load()
             with self._lock:
+                if label not in self.loads and len(self.loads) >= MAX_COUNTER_KEYS:
+                    del self.loads[next(iter(self.loads))]  # bounded: the oldest label goes
                 self.loads[label] += 1
                 self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
                 if _nbytes(value) <= self.budget:
@@ -77,6 +81,11 @@ class ChunkCache:
         """Whether ``key`` is cached or being loaded (no counters change)."""
         with self._lock:
             return key in self._lru or key in self._loading
+
+    def discard(self, key: Hashable) -> None:
+        """Drop ``key`` if cached (a chunk a sequential reader has finished with)."""
+        with self._lock:
+            self._lru.pop(key, None)
 
     @property
     def currsize(self) -> int:

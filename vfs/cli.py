@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -71,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--recheck", type=float, default=0.25, metavar="SECONDS",
                    help="how often a folder or data file is compared with its source to follow "
                         "files being written (default 0.25)")
-    m.add_argument("--log-file", metavar="PATH", help="write the log there (default: standard error)")
+    m.add_argument("--log-file", metavar="PATH",
+                   help="write the log there (default: standard error with -f; in the background "
+                        "$XDG_STATE_HOME/vfs/<mountpoint>-<hash>.log, printed at start)")
+    m.add_argument("--allow-outside", action="append", default=[], metavar="DIR",
+                   help="let files pull in bytes from DIR, outside SOURCE (HDF5 external storage and "
+                        "virtual-dataset sources, EDF_BinaryFileName); repeatable. Without it such data "
+                        "are listed and reading them gives 'Permission denied'")
     m.add_argument("--debug", action="store_true", help="log every problem with its traceback, and FUSE requests")
 
     from vfs.cli_view import add_commands
@@ -90,6 +97,16 @@ def setup_logging(log_file: str | None, debug: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.captureWarnings(True)
+
+
+def default_log_file(mountpoint: str) -> str:
+    """Where a background mount logs without ``--log-file``: one file per mountpoint under
+    ``$XDG_STATE_HOME/vfs`` (``~/.local/state/vfs``), named after the mountpoint."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    digest = hashlib.blake2b(os.fsencode(mountpoint), digest_size=4).hexdigest()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(mountpoint.rstrip("/")) or "root")
+    return os.path.join(state, "vfs", f"{name}-{digest}.log")
 
 
 def check_mountpoint(path: str) -> str | None:
@@ -134,6 +151,10 @@ def cmd_mount(args: argparse.Namespace) -> int:
         print(f"vfs: {problem}", file=sys.stderr)
         return 2
     if not args.foreground:
+        if not args.log_file:
+            args.log_file = default_log_file(mountpoint)
+            os.makedirs(os.path.dirname(args.log_file), exist_ok=True)
+        print(f"vfs: log file {args.log_file}")
         return daemonize(args, mountpoint)
     setup_logging(args.log_file, args.debug)
     tame_malloc()
@@ -146,7 +167,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     from vfs.view import View
 
     view = View(source, cache_size=args.cache_size, formats=frozenset(filter(None, args.formats.split(","))),
-                recheck_seconds=args.recheck)
+                allow_outside=args.allow_outside, recheck_seconds=args.recheck)
     logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)
     run(view, mountpoint, foreground=True, debug=args.debug, options=parse_options(args.options),
         read_ahead_kb=args.read_ahead)
@@ -155,8 +176,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 def daemonize(args: argparse.Namespace, mountpoint: str, timeout: float = 30.0) -> int:
     """Start a foreground mount in a new session and return once it is mounted."""
-    argv = [sys.executable, "-m", "vfs", *sys.argv[1:], "--foreground"]
-    log_target = open(args.log_file, "ab") if args.log_file else subprocess.DEVNULL
+    argv = [sys.executable, "-m", "vfs", *sys.argv[1:], "--foreground", "--log-file", args.log_file]
+    log_target = open(args.log_file, "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_target, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + timeout

@@ -304,7 +304,7 @@ def copy_tree(view: View, inner: str, dest: str) -> None:
         if isinstance(child, Symlink):
             if os.path.lexists(target):
                 os.unlink(target)
-            os.symlink(child.target, target)
+            os.symlink(child.target_at(below), target)  # never a link that leaves the tree
         elif isinstance(child, Directory):
             copy_tree(view, below, target)
         else:

@@ -40,7 +40,7 @@ def describe_node(view: View, inner: str, node: Node) -> dict[str, Any]:
         "inode": st.ino,
     }
     if isinstance(node, Symlink):
-        facts["target"] = node.target
+        facts["target"] = node.target_at(inner)
         try:
             facts["resolves to"] = view.resolve(inner)[0]
         except OSError:

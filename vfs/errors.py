@@ -57,3 +57,11 @@ class Unreadable(VfsError):
     """
 
     default_errno = errno.EIO
+
+
+class OutsideSource(VfsError, PermissionError):
+    """Data whose bytes lie outside SOURCE (HDF5 external storage, virtual-dataset
+    sources, an EDF binary file) and were not allowed with ``--allow-outside`` (EACCES).
+    The entry is listed; reading it is refused, logged once."""
+
+    default_errno = errno.EACCES

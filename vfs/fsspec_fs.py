@@ -27,7 +27,7 @@ from fsspec.spec import AbstractFileSystem
 
 from vfs.errors import ReadOnly
 from vfs.nodes import Directory
-from vfs.view import Stat, View, stat_of
+from vfs.view import Stat, View
 
 
 class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]
@@ -66,7 +66,7 @@ class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]
     # -- metadata ------------------------------------------------------------------------
     def _entry(self, path: str) -> dict[str, Any]:
         """fsspec's description of one entry (links followed)."""
-        link = stat_of(self.view.resolve(path, follow=False)[1]) if path else None
+        link = self.view.stat(self.view.resolve(path, follow=False)[0]) if path else None
         try:
             st = self.view.stat(path, follow_symlinks=True)
         except FileNotFoundError:

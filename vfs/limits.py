@@ -39,6 +39,8 @@ MAX_NAME = 255
 MAX_PROBE_SECONDS = 2.0
 #: source data a preview picture may read, in bytes
 PREVIEW_READ_BUDGET = 256 << 20
+#: bytes of a zip file's central directory (about 10 million members)
+MAX_ZIP_DIRECTORY = 1 << 30
 
 
 def check_count(what: str, value: int, limit: int) -> int:
@@ -61,11 +63,28 @@ def check_shape(shape: tuple[int, ...], itemsize: int, available: int | None = N
     if available is not None and total * itemsize > available:
         raise Unreadable(f"shape {shape} needs {total * itemsize} bytes; the file holds {available}")
     return shape
+
+#: scans of one SPEC file (the index keeps one entry per scan)
+MAX_SCANS = 200_000
+#: MCA analysers (interleaved spectra) of one SPEC scan
+MAX_ANALYSERS = 1024
+#: built nodes the tree keeps; beyond, folders used least recently drop their children
+#: (rebuilt on demand, with the same inode numbers)
+MAX_LIVE_NODES = 100_000
+#: bytes of rendered texts kept; a larger total drops the least recently read
+TEXT_CACHE_BYTES = 64 << 20
+#: keys remembered by the log-once table (a key forgotten may be logged once more)
+MAX_LOG_KEYS = 10_000
+#: distinct labels the per-object chunk-load counters keep
+MAX_COUNTER_KEYS = 1024
 #: arrays up to this many elements get the short .txt layout (made whole on first stat)
 SHORT_TEXT_ELEMENTS = 100_000
 #: bytes of short .txt texts kept in memory, all files together (evicted ones are remade)
 SHORT_TEXT_CACHE = 64 << 20
 #: files of one folder waiting to be probed again (seen incomplete); more are plain files
 MAX_PENDING_PROBES = 4096
-#: entries of folder listings kept ready for readdir, all folders together (about 30 bytes each)
+#: a filtered chunk may be stored this many bytes larger than its decoded size (the
+#: headers a compressor adds to incompressible data); a larger stored size is not read
+STORED_CHUNK_SLACK = 1 << 20
+#: entries of folder listings kept ready for readdir, all folders together (about 24 bytes each)
 LISTING_CACHE_ENTRIES = 1_000_000

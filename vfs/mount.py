@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from vfs.errors import ReadOnly, Unreadable, VfsError  # noqa: E402
 from vfs.logutil import log, log_once  # noqa: E402
 from vfs.nodes import Directory, File, Node  # noqa: E402
-from vfs.view import BLOCK_SIZE, DirListing, View, stat_of  # noqa: E402
+from vfs.view import BLOCK_SIZE, DirListing, View  # noqa: E402
 
 READ_AHEAD_KB = 1024
 
@@ -99,7 +99,7 @@ class VfsOperations(fuse.Operations):
     # -- metadata ------------------------------------------------------------------
     @guarded
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        st = stat_of(self.node(path))
+        st = self.view.stat(path)  # owner and modes of the source; link targets kept inside
         out: dict[str, Any] = {
             "st_ino": st.ino,
             "st_uid": self.uid if st.uid is None else st.uid,

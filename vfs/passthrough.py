@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from vfs.errors import NodeNotFound, Unreadable
-from vfs.nodes import File, make_ino
+from vfs.nodes import Access, File, make_ino
 
 
 class PassthroughFile(File):
@@ -15,15 +15,24 @@ class PassthroughFile(File):
     shows its new size.
     """
 
+    access: Access
+
     def __init__(self, path: str, st: os.stat_result) -> None:
         super().__init__(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
+        self.access = Access.of_source(st)
 
     def _stat(self) -> os.stat_result:
         try:
-            return os.stat(self.path)
+            st = os.stat(self.path)
         except FileNotFoundError as exc:
             raise NodeNotFound(self.path) from exc
+        self.access.update(Access.of_source(st))
+        return st
+
+    def current_access(self) -> Access:
+        self._stat()
+        return self.access
 
     @property
     def size(self) -> int:

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 
 from vfs.context import Context
 from vfs.errors import NodeNotFound
-from vfs.formats.registry import Backend, backend_for
+from vfs.formats.registry import Backend, backend_for, folder_backend_for
 from vfs.formats.sniff import HEAD_SIZE
+from vfs.limits import MAX_PROBE_SECONDS
 from vfs.logutil import log, log_once
-from vfs.nodes import ROOT_INO, Directory, Entries, File, Node, Symlink, make_ino
+from vfs.nodes import LIVE, ROOT_INO, Access, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
 from vfs.passthrough import PassthroughFile
+from vfs.probing import Probe, wait_all
 from vfs.identity import identity
 from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
 
@@ -46,10 +48,14 @@ class SourceDirectory(Directory):
     that just appeared is found before the rescan lists it.
     """
 
+    access: Access
+
     def __init__(self, path: str, st: os.stat_result, ctx: Context, ino: int | None = None) -> None:
         super().__init__(ino or make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
         self.ctx = ctx
+        self.access = Access.of_source(st)
+        self._access_checked = time.monotonic()
         self._seen_mtime = st.st_mtime_ns
         self._checked = time.monotonic()
         self._listing = Listing()
@@ -67,6 +73,17 @@ class SourceDirectory(Directory):
         if self._children is not None and time.monotonic() - self._checked > interval:
             self._check_folder()
         return super().children()
+
+    def current_access(self) -> Access:
+        """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
+        now = time.monotonic()
+        if now - self._access_checked > self.ctx.recheck_seconds:
+            self._access_checked = now
+            try:
+                self.access.update(Access.of_source(os.stat(self.path)))
+            except OSError:
+                pass
+        return self.access
 
     def _check_folder(self) -> None:
         self._checked = time.monotonic()
@@ -109,7 +126,9 @@ class SourceDirectory(Directory):
             self._rescanning = False
 
     def _build(self, path: str, st: os.stat_result) -> Node | None:
-        return node_for_path(path, st, self.ctx)
+        node = node_for_path(path, st, self.ctx)  # on a rescan thread: probed in place
+        assert not isinstance(node, Probe)
+        return node
 
     def load(self) -> Mapping[str, Node]:
         """The first listing (in the look-up that needs it: there is nothing to show yet)."""
@@ -120,12 +139,15 @@ class SourceDirectory(Directory):
         except OSError as exc:
             log_once(f"scandir:{self.path}", f"{self.path}: cannot list: {exc.strerror}")
             return entries
+        made: list[tuple[os.DirEntry[str], Node | Probe | None]] = []
         for entry in scan:
             try:
-                node = node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx)
+                made.append((entry, node_for_path(entry.path, entry.stat(follow_symlinks=False), self.ctx, True)))
             except OSError as exc:
                 log_once(f"stat:{entry.path}", f"{entry.path}: skipped: {exc.strerror}")
-                continue
+        wait_all([m for _, m in made if isinstance(m, Probe)])  # side by side, each for a bounded time
+        for entry, made_node in made:
+            node = pending_node(made_node) if isinstance(made_node, Probe) else made_node
             if node is not None:
                 entries.add(entry.name, node)
                 inodes[entry.name] = entry.inode()
@@ -153,21 +175,40 @@ class SourceDirectory(Directory):
         return node
 
 
-def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
-    """The node that shows one source path, or None for sockets, devices and FIFOs."""
+def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = False) -> Node | Probe | None:
+    """The node that shows one source path, or None for sockets, devices and FIFOs;
+    ``deferred``: a regular file's kind is found in ``probing.PROBES`` (see
+    :func:`pending_node`), so a folder's files are probed side by side."""
     if stat.S_ISLNK(st.st_mode):
-        return Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path))
+        link = Symlink(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns, os.readlink(path), verbatim=True)
+        link.access = Access.of_source(st)
+        return link
     if stat.S_ISDIR(st.st_mode):
+        backend = folder_backend_for(path)
+        if backend is not None and _probed(backend, path, ctx):
+            return DataFolder(path, st, ctx, backend)
         return SourceDirectory(path, st, ctx)
     if not stat.S_ISREG(st.st_mode):
         return None
+    if deferred:
+        return Probe(path, st, ctx)
     backend = backend_for(path, ctx)
+    failure: BaseException | None = None
     if backend is not None:
         try:
             backend.probe(path, ctx)
         except Exception as exc:  # shown as a plain file; the reason is logged once
+            failure = exc
+    return probed_node(path, st, ctx, backend, failure)
+
+
+def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend | None,
+                failure: BaseException | None) -> Node:
+    """A regular file's entry once its kind is known: its folder, or itself."""
+    if backend is not None:
+        if failure is not None:
             log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
-                     f"({type(exc).__name__}: {exc}); shown as a plain file until it changes "
+                     f"({type(failure).__name__}: {failure}); shown as a plain file until it changes "
                      "and can be opened")
             return PendingFile(path, st)
         return DataFolder(path, st, ctx, backend)
@@ -176,14 +217,45 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context) -> Node | None:
     return PassthroughFile(path, st)
 
 
+def _probed(backend: Backend, path: str, ctx: Context) -> bool:
+    """Whether the folder ``path`` really opens as ``backend``'s kind (a zarr store);
+    else it is shown as a plain folder."""
+    try:
+        backend.probe(path, ctx)
+    except Exception as exc:  # shown as a plain folder; the reason is logged once
+        log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
+                 f"({type(exc).__name__}: {exc}); shown as a plain folder")
+        return False
+    return True
+
+
+def pending_node(probe: Probe) -> Node:
+    """A regular file's entry from its probe: as :func:`probed_node` once done; a folder
+    if it sniffed as data and its open still runs after ``MAX_PROBE_SECONDS`` (opened on
+    first look); a plain file, probed again when it changes, if even its first bytes
+    were not read in that time."""
+    if not probe.sniffed.is_set():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: first bytes not read after "
+                 f"{MAX_PROBE_SECONDS} s; shown as a plain file")
+        return PendingFile(probe.path, probe.st)
+    if probe.backend is not None and not probe.future.done():
+        log_once(f"slowprobe:{probe.path}", f"{probe.path}: still being opened after {MAX_PROBE_SECONDS} s; "
+                 "shown as a folder, opened when first looked into")
+        return DataFolder(probe.path, probe.st, probe.ctx, probe.backend)
+    return probed_node(probe.path, probe.st, probe.ctx, probe.backend, probe.future.exception())
+
+
 class DataFolder(Directory):
     """A data file shown as a folder; its content is built by the file's backend."""
+
+    access: Access
 
     def __init__(self, path: str, st: os.stat_result, ctx: Context, backend: Backend) -> None:
         super().__init__(make_ino("src", st.st_dev, st.st_ino), st.st_mtime_ns)
         self.path = path
         self.ctx = ctx
         self.backend = backend
+        self.access = Access.of_data_file(st)  # inherited by every node the backend makes
         self.identity = identity(st)
         self._checked = time.monotonic()
         self._inner: Directory | None = None
@@ -198,6 +270,7 @@ class DataFolder(Directory):
             st = os.stat(self.path)
         except OSError:
             return
+        self.access.update(Access.of_data_file(st))
         if identity(st) != self.identity:
             log.debug("%s changed on disk; rebuilding its folder", self.path)
             self.identity = identity(st)
@@ -209,18 +282,33 @@ class DataFolder(Directory):
                     self._inner = None
             self.invalidate()
 
+    def current_access(self) -> Access:
+        self._check_source()
+        return self.access
+
     def inner(self) -> Directory | None:
+        weight = 0
         with self._inner_lock:
-            if self._inner is None:
+            inner = self._inner
+            if inner is None:
                 try:
                     st = os.stat(self.path)
-                    self._inner = self.backend.open_folder(self.path, st, self.ctx, self.ino)
+                    weight, inner = built(lambda: self.backend.open_folder(self.path, st, self.ctx, self.ino))
+                    self._inner = inner
                 except Exception as exc:
                     log_once(f"open:{self.path}:{self.identity}",
                              f"{self.path}: cannot open as {self.backend.name}: {type(exc).__name__}: {exc}")
                     log.debug("traceback", exc_info=True)
                     return None
-            return self._inner
+        if weight:  # the file's index and top folder count in the bound on built nodes
+            LIVE.add(self, weight)
+        else:
+            LIVE.touch(self)
+        return inner
+
+    def drop(self) -> bool:
+        """Forget the opened file (its index, its tree); opened again on demand."""
+        return if_free(self._inner_lock, lambda: setattr(self, "_inner", None))
 
     def xattrs(self) -> Mapping[str, bytes]:
         inner = self.inner()
@@ -239,6 +327,7 @@ class StatsFile(File):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(make_ino("stats"), time.time_ns())
+        self.access = Access(os.getuid(), os.getgid(), 0o444, 0o555)  # the mounting user's
         self.ctx = ctx
         self._snapshot = b""
 
@@ -272,6 +361,9 @@ class MountRoot(Directory):
         self.stats = StatsFile(ctx)
         self.ctx = ctx
 
+    def current_access(self) -> Access | None:
+        return self.inner.current_access()
+
     def xattrs(self) -> Mapping[str, bytes]:
         return self.inner.xattrs()
 
@@ -290,9 +382,9 @@ class MountRoot(Directory):
 
 
 def build_root(source: str, ctx: Context) -> MountRoot:
-    """The root node for SOURCE (a folder, or a single data file)."""
+    """The root node for SOURCE (a folder, or a single data file or store folder)."""
     st = os.stat(source)
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode) and folder_backend_for(source) is None:
         return MountRoot(SourceDirectory(source, st, ctx), ctx)
     node = node_for_path(source, st, ctx)
     if not isinstance(node, DataFolder):

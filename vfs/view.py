@@ -43,7 +43,7 @@ from vfs.cache import DEFAULT_BUDGET, ChunkCache
 from vfs.context import Context
 from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, Unreadable, VfsError
 from vfs.limits import LISTING_CACHE_ENTRIES
-from vfs.nodes import Directory, File, Node, Symlink, walk
+from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk
 from vfs.tree import build_root
 
 #: symlinks followed in one lookup before ELOOP (the kernel's limit)
@@ -51,7 +51,7 @@ MAX_SYMLINKS = 40
 BLOCK_SIZE = 1 << 20
 PAGE = 4096
 
-#: permission bits per kind: read-only for everyone (one place for every client)
+#: permission bits per kind where no source file gives them (see nodes.Access)
 PERMISSIONS = {"dir": 0o555, "file": 0o444, "link": 0o777}
 FILE_TYPES = {"dir": stat_module.S_IFDIR, "file": stat_module.S_IFREG, "link": stat_module.S_IFLNK}
 
@@ -72,24 +72,28 @@ class Stat:
     target: str | None = None  # for links
 
 
-def mode_of(node: Node) -> int:
-    """``st_mode`` of a node: its kind's type bits and its permissions (a node that
-    carries its own ``mode`` permission bits keeps them)."""
-    perm = getattr(node, "mode", None)
-    return FILE_TYPES[node.kind] | (perm if isinstance(perm, int) else PERMISSIONS[node.kind])
+def mode_of(node: Node, access: Access | None = None) -> int:
+    """``st_mode`` of a node: its kind's type bits and its permissions, those of the
+    source file it comes from when ``access`` (see :func:`vfs.nodes.resolve`) is known."""
+    if access is not None and node.kind != "link":
+        return FILE_TYPES[node.kind] | (access.dir_mode if node.kind == "dir" else access.file_mode)
+    return FILE_TYPES[node.kind] | PERMISSIONS[node.kind]
 
 
-def stat_of(node: Node) -> Stat:
+def stat_of(node: Node, access: Access | None = None, path: str | None = None) -> Stat:
     """The :class:`Stat` of a node (the only place sizes, modes and link counts are
-    decided, for the mount and every other client)."""
-    uid, gid = getattr(node, "uid", None), getattr(node, "gid", None)
+    decided, for the mount and every other client). ``access``: owner and permissions
+    (None: the user running the view, read-only bits); ``path``: where the node is,
+    which decides what a link the mount made shows (:meth:`Symlink.target_at`)."""
+    uid, gid = (access.uid, access.gid) if access is not None else (None, None)
+    mode = mode_of(node, access)
     if isinstance(node, Directory):
-        return Stat("dir", 0, mode_of(node), node.mtime_ns, node.ino, 2, uid, gid)
+        return Stat("dir", 0, mode, node.mtime_ns, node.ino, 2, uid, gid)
     if isinstance(node, Symlink):
-        size = len(os.fsencode(node.target))
-        return Stat("link", size, mode_of(node), node.mtime_ns, node.ino, 1, uid, gid, node.target)
+        target = node.target_at(path) if path is not None else node.target
+        return Stat("link", len(os.fsencode(target)), mode, node.mtime_ns, node.ino, 1, uid, gid, target)
     if isinstance(node, File):
-        return Stat("file", node.size, mode_of(node), node.mtime_ns, node.ino, 1, uid, gid)
+        return Stat("file", node.size, mode, node.mtime_ns, node.ino, 1, uid, gid)
     raise VfsError(f"unknown node type {type(node).__name__}")
 
 
@@ -152,6 +156,7 @@ class View:
 
     def __init__(self, source: str | os.PathLike[str], cache_size: int = DEFAULT_BUDGET,
                  formats: frozenset[str] | set[str] = frozenset(), ctx: Context | None = None,
+                 allow_outside: list[str] | tuple[str, ...] = (),
                  recheck_seconds: float = Context.recheck_seconds) -> None:
         self.source = os.path.abspath(os.fspath(source))
         if not os.path.exists(self.source):
@@ -160,6 +165,7 @@ class View:
         root_dir = self.source if is_dir else os.path.dirname(self.source)
         self.ctx = ctx or Context(root=os.path.realpath(root_dir), cache=ChunkCache(cache_size),
                                   formats=frozenset(formats), mount_is_folder=is_dir, source=self.source,
+                                  allow_outside=tuple(os.path.realpath(p) for p in allow_outside),
                                   recheck_seconds=recheck_seconds)
         self.root = build_root(self.source, self.ctx)
         self._listings = ListingCache()
@@ -196,7 +202,7 @@ class View:
                 hops += 1
                 if hops > MAX_SYMLINKS:
                     raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links")
-                target = child.target
+                target = child.target_at("/".join([*done, part]))
                 if target.startswith("/") or "::" in target:
                     raise NodeNotFound(f"{path}: dangling link to {target}")
                 todo = split(target) + todo
@@ -207,9 +213,15 @@ class View:
         return "/".join(done), node
 
     def stat(self, path: str, follow_symlinks: bool = False) -> Stat:
-        """``lstat`` (default) or ``stat`` of ``path``."""
-        node = self.resolve(path)[1] if follow_symlinks else self.node(path)
-        return stat_of(node)
+        """``lstat`` (default) or ``stat`` of ``path``, with the owner and permissions of
+        the source file the entry comes from."""
+        if follow_symlinks:
+            path = self.resolve(path)[0]
+        try:
+            node, access = resolve(self.root, path)
+        except NotADirectory:  # a symlinked folder on the way: no owner to inherit
+            node, access = self.node(path), None
+        return stat_of(node, access, path)
 
     def exists(self, path: str) -> bool:
         try:
@@ -278,7 +290,7 @@ class View:
         node = self.node(path)
         if not isinstance(node, Symlink):
             raise OSError(errno.EINVAL, f"{path}: not a symbolic link")
-        return node.target
+        return node.target_at(path)
 
     def xattrs(self, path: str) -> dict[str, bytes]:
         """All extended attributes of an entry (``user.*`` names), links not followed."""

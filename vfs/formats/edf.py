@@ -25,7 +25,7 @@ from vfs.arrays import ArraySource
 from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable
-from vfs.formats.edfparse import EdfIndex, Frame, decompress
+from vfs.formats.edfparse import EdfIndex, Frame, decompress, problem_message
 from vfs.formats.edfstream import CompressedStream, PlainStream, Stream, pread_path
 from vfs.formats.imagetree import ImageFolder, ModelBase, kept_keys
 from vfs.formats.sniff import compression_of, read_head
@@ -62,7 +62,7 @@ class EdfModel(ModelBase):
     def frame_source(self, k: int) -> ArraySource | str:
         frame = self.index.frame(k)
         if frame.problem or frame.dtype is None:
-            return f"{self.label}: frame {k}: {frame.problem}"
+            return problem_message(self.label, frame)
         return EdfArray(self, [k], frame.shape, frame.dtype, False, f"{self.label}[{k}]",
                         lambda: kept_keys(self.header(k)))
 
@@ -92,6 +92,7 @@ class EdfModel(ModelBase):
             got = data[lo:hi]
         elif frame.external:
             ext_path, ext_offset = frame.external
+            self.ctx.check_readable(ext_path, f"{self.label}: frame {k}: EDF_BinaryFileName")
             got = pread_path(ext_path, ext_offset + lo, hi - lo, self.label)
         else:
             if hi > frame.blob_size:
@@ -107,12 +108,12 @@ class EdfModel(ModelBase):
         raise Unreadable(message)
 
     def _decode(self, frame: Frame) -> bytes:
-        blob = self.stream.read(frame.data_offset, frame.blob_size)
+        # compressed data never take much more room than the data they hold
+        blob = self.stream.read(frame.data_offset, min(frame.blob_size, frame.nbytes + frame.nbytes // 8 + (64 << 10)))
         try:
-            data, _ = decompress(frame.compression or "", blob)
+            return decompress(frame.compression or "", blob, frame.nbytes)[: frame.nbytes]
         except Exception as exc:
             raise Unreadable(f"{self.label}: frame {frame.index}: {frame.compression} data: {exc}") from exc
-        return data[: frame.nbytes]
 
 
 class EdfArray(ArraySource):
@@ -166,6 +167,8 @@ def probe(path: str, ctx: Context) -> None:
     st = os.stat(path)
     model = EdfModel(path, st, ctx, probing=True)
     frame = model.index.frame(0)
+    if frame.refused:
+        raise ValueError(frame.refused)
     if not frame.shape:
         raise ValueError("the first header has no Dim_1: not an image")
 

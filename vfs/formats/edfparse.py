@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from vfs.errors import Unreadable
 from vfs.formats.edfstream import Stream
 from vfs.formats.sniff import GZIP_MAGIC
+from vfs.limits import DECOMPRESS_SLACK, MAX_CHUNK_BYTES, MAX_FRAMES, MAX_HEADER, MAX_RANK, check_shape
 from vfs.logutil import log_once
 
 BLOCKSIZE = 512
-MAX_HEADER = 512 * BLOCKSIZE
 WINDOW = 8192
 WHITESPACE = b" \t\r\n\x0b\x0c\x00"
 _END = re.compile(rb"}\r?\n")
@@ -115,6 +116,7 @@ class Frame:
     compression: str | None  # None, "gzip", "zlib", "bz2" or an unsupported name
     external: tuple[str, int] | None = None  # (file, offset) from EDF_BinaryFileName
     truncated: bool = False
+    refused: str | None = None  # a declared size outside vfs.limits: the data are not read
 
     @property
     def nbytes(self) -> int:
@@ -124,6 +126,8 @@ class Frame:
     @property
     def problem(self) -> str | None:
         """Why this frame's data cannot be served at all, or None."""
+        if self.refused:
+            return self.refused
         if self.dtype is None:
             return "unknown DataType"
         if self.compression not in (None, "gzip", "zlib", "bz2"):
@@ -149,13 +153,43 @@ def _compression(value: str | None) -> str | None:
     return None  # fabio reads unknown schemes as raw data
 
 
-def decompress(kind: str, blob: bytes) -> tuple[bytes, int]:
-    """Decompress an in-header-compressed frame; also return the input bytes used."""
-    dec: Any = zlib.decompressobj(32 + zlib.MAX_WBITS) if kind in ("gzip", "zlib") else bz2.BZ2Decompressor()
-    if kind == "zlib" and not blob.startswith((b"\x78", GZIP_MAGIC)):
-        dec = zlib.decompressobj(-zlib.MAX_WBITS)  # a raw deflate stream
-    data = dec.decompress(blob)
-    return data, len(blob) - len(dec.unused_data)
+def _decoder(kind: str, head: bytes) -> Any:
+    if kind == "zlib" and not head.startswith((b"\x78", GZIP_MAGIC)):
+        return zlib.decompressobj(-zlib.MAX_WBITS)  # a raw deflate stream
+    return zlib.decompressobj(32 + zlib.MAX_WBITS) if kind in ("gzip", "zlib") else bz2.BZ2Decompressor()
+
+
+def decompress(kind: str, blob: bytes, limit: int) -> bytes:
+    """Decompress an in-header-compressed frame, never past ``limit`` bytes (the size its
+    header declares, times ``DECOMPRESS_SLACK``): a decompression bomb stops there."""
+    return bytes(_decoder(kind, blob).decompress(blob, max(limit * DECOMPRESS_SLACK, 1)))
+
+
+def compressed_length(kind: str, read: Any, start: int, limit: int, piece: int = 1 << 20) -> int | None:
+    """Bytes a compressed block starting at ``start`` takes, found by decoding it in pieces
+    (``read(offset, size)``) and throwing the output away; None when it does not end
+    within ``limit`` decompressed bytes or is corrupt."""
+    dec: Any = None
+    pos = start
+    produced = 0
+    while True:
+        chunk = read(pos, piece)
+        if not chunk:
+            return None
+        dec = dec or _decoder(kind, chunk)
+        try:
+            out = dec.decompress(chunk, limit + 1 - produced)
+        except (zlib.error, OSError, EOFError, ValueError):
+            return None
+        produced += len(out)
+        if dec.eof:
+            return pos + len(chunk) - len(dec.unused_data) - start
+        if produced > limit:
+            return None
+        left = len(getattr(dec, "unconsumed_tail", b""))
+        if kind == "bz2" and not dec.needs_input:
+            return None  # bz2 keeps input it has not decoded: more output than the limit
+        pos += len(chunk) - left
 
 
 class _Window:
@@ -247,10 +281,7 @@ class EdfIndex:
             return self._stop(f"no header at byte {pos}")
         if block[:brace].strip(WHITESPACE):
             return self._stop(f"data before the header at byte {pos}")
-        limit = MAX_HEADER
-        declared = re.search(rb"EDF_HeaderSize\s*=\s*(\d+)", block)
-        if declared:
-            limit = max(limit, int(declared.group(1)))
+        limit = MAX_HEADER  # bounded: a header never spans more, whatever EDF_HeaderSize says
         size = BLOCKSIZE
         while True:
             buf = win.get(pos, size)
@@ -267,11 +298,15 @@ class EdfIndex:
             self.general, self.general_raw = keys, raw
             self._pos = data_offset + (_int_or(keys.get("EDF_BinarySize"), 0) or 0)
             return None
+        if len(self.frames) >= MAX_FRAMES:
+            return self._stop(f"more than {MAX_FRAMES} frames; the rest are not indexed")
         frame = self._layout(len(self.frames), pos, data_offset, raw, self.merged(keys))
         self.frames.append(frame)
         self._pos = data_offset + frame.blob_size
         if frame.truncated:
             return self._stop(f"frame {frame.index} is truncated (file ends inside its data)")
+        if frame.refused and frame.blob_size == 0 and frame.compression:
+            return self._stop(None)  # where its data end is unknown: no next header to look for
         return None
 
     def _layout(self, index: int, pos: int, data_offset: int, raw: bytes, keys: dict[str, str]) -> Frame:
@@ -279,8 +314,9 @@ class EdfIndex:
         for key in keys:
             caps.setdefault(key.upper(), key)
         rank = max((int(k[4:]) for k in caps if k.startswith("DIM_") and k[4:].isdecimal()), default=0)
-        shape = []
-        for i in range(rank, 0, -1):
+        shape: list[int] = []
+        refused = f"Dim_{rank} declares a rank above {MAX_RANK}" if rank > MAX_RANK else None
+        for i in range(rank if not refused else 0, 0, -1):
             dim_key = caps.get(f"DIM_{i}")
             try:
                 shape.append(nice_int(keys[dim_key]) if dim_key else (0 if i == 1 else 1))
@@ -293,6 +329,14 @@ class EdfIndex:
         dtype = _dtype(code, ">" if "High" in order else "<") if code else None
         compression = _compression(keys[caps["COMPRESSION"]] if "COMPRESSION" in caps else None)
         frame = Frame(index, pos, data_offset, raw, tuple(max(n, 0) for n in shape), dtype, 0, compression)
+        try:
+            check_shape(frame.shape, 1)
+        except Unreadable as exc:
+            refused = str(exc)
+        if refused is None and compression and frame.nbytes > MAX_CHUNK_BYTES:
+            refused = f"a compressed frame of {frame.nbytes} bytes, above the limit of {MAX_CHUNK_BYTES}"
+        if refused:
+            frame.shape, frame.refused = (), refused
         blob = _int_or(keys.get("EDF_BinarySize"), None)
         if blob is None and "SIZE" in caps:
             blob = _int_or(keys[caps["SIZE"]], None)
@@ -301,23 +345,29 @@ class EdfIndex:
             frame.external = (os.path.join(os.path.dirname(self.path), name),
                               _int_or(keys.get("EDF_BinaryFilePosition"), 0) or 0)
             blob = blob or 0
+        if blob is None and compression in ("gzip", "zlib", "bz2") and not refused:
+            blob = self._measure_blob(frame) if self.check_data else 0  # a probe reads headers only
         if blob is None:
-            blob = self._measure_blob(frame) if compression in ("gzip", "zlib", "bz2") else frame.nbytes
+            blob = frame.nbytes
         frame.blob_size = max(blob, 0)
         if self.check_data and frame.blob_size and not self._window.get(data_offset + frame.blob_size - 1, 1):
             frame.truncated = True
-        if frame.problem:
-            log_once(f"edfproblem:{self.label}:{frame.problem}",
-                     f"{self.label}: frame {index}: {frame.problem} ({type_name!r}); its data read as EIO")
+        if frame.problem and self.check_data:  # a probe logs nothing: the tree logs its verdict
+            message = problem_message(self.label, frame)
+            log_once(message, message)
         return frame
 
     def _measure_blob(self, frame: Frame) -> int:
-        """Size of a compressed data block whose header gives none: decompress it once."""
-        blob = self.stream.read(frame.data_offset, max(frame.nbytes, 1 << 16) * 2 + 1024)
-        try:
-            return decompress(frame.compression or "", blob)[1]
-        except (zlib.error, OSError, EOFError, ValueError):
-            return len(blob)
+        """Size of a compressed data block whose header gives none: decompress it once, in
+        pieces, never past the size the header declares; 0 (the frame is refused) when
+        the block does not end there."""
+        length = compressed_length(frame.compression or "", self.stream.read, frame.data_offset,
+                                   frame.nbytes * DECOMPRESS_SLACK)
+        if length is None:
+            frame.refused = (f"its {frame.compression} data do not end within the {frame.nbytes} bytes "
+                             "its header declares (corrupt, or a decompression bomb)")
+            return 0
+        return length
 
     # -- headers -------------------------------------------------------------------------
     def merged(self, keys: dict[str, str]) -> dict[str, str]:
@@ -339,6 +389,12 @@ class EdfIndex:
         self.count()
         raws = ([self.general_raw] if self.general_raw is not None else []) + [f.raw for f in self.frames]
         return b"".join(b"{" + raw.rstrip(WHITESPACE) + b"\n}\n" for raw in raws)
+
+
+def problem_message(label: str, frame: Frame) -> str:
+    """The one line that says why a frame's data are not served (logged once; the key
+    too, so the index and the entry that answers EIO log it once between them)."""
+    return f"{label}: frame {frame.index}: {frame.problem}; its data read as EIO"
 
 
 def _int_or(text: str | None, default: int | None) -> int | None:

@@ -2,6 +2,9 @@
 
 * Uncompressed contiguous or chunked numeric data -> :class:`~vfs.arrays.RawSource`:
   bytes read with ``pread`` at the offsets HDF5 reports, without HDF5 on the read path.
+* Filtered chunked numeric data whose filters :mod:`vfs.decode` knows ->
+  :class:`DecodedSource`: stored chunks read with ``pread`` and decoded outside HDF5,
+  several at once on the decode pool; any chunk it cannot decode goes through h5py.
 * Everything else (filters, virtual datasets, compound and string types) ->
   :class:`H5ChunkedSource`: one chunk at a time through h5py, decoded chunks kept in the
   shared cache. Datasets without chunks get synthetic ~1 MiB chunks (see
@@ -10,16 +13,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
 from typing import Any
 
 import h5py
 import numpy as np
 
-from vfs.arrays import ArraySource, ChunkedSource, RawSource
+from vfs.arrays import ArraySource, ChunkedSource, Deferred, RawSource, in_worker
 from vfs.cache import ChunkCache
+from vfs.decode import ChunkEntry, DecodeError, Pipeline, filters_of, read_chunk_index
+from vfs.errors import Unreadable
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.identity import SourceIdentity
+from vfs.limits import MAX_CHUNK_BYTES, STORED_CHUNK_SLACK
+from vfs.logutil import log_once
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 
 RAW_MIN_CHUNK = 64 << 10
@@ -100,6 +108,86 @@ class H5ChunkedSource(ChunkedSource):
 
 
 
+class DecodedSource(H5ChunkedSource):
+    """A filtered chunked dataset decoded outside HDF5 (see :mod:`vfs.decode`).
+
+    The chunk index (offset, stored size, filter mask of every written chunk) is read
+    once, on first use. A chunk is then one ``pread`` and a decode that releases the
+    GIL, with no h5py lock on the way, so a request's chunks decode in parallel. HDF5
+    stores edge chunks whole (full chunk shape); the part inside the array is kept.
+    Unwritten chunks read as the fill value. A chunk that cannot be decoded here (a
+    filter skipped by its filter mask, a checksum or size mismatch, a decoder error) is
+    read through h5py instead, which stays the authority on what it contains.
+    """
+
+    parallel = True
+
+    def __init__(self, path: str, name: bytes, shape: Index, dtype: np.dtype[Any], chunks: Index,
+                 label: str, key: Hashable, cache: ChunkCache, pipeline: Pipeline, fill: Any,
+                 attrs: dict[str, Any] | None = None, identity: SourceIdentity | None = None) -> None:
+        super().__init__(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
+        self.pipeline = pipeline
+        self.fill = fill
+        self._index: dict[Index, ChunkEntry] | None = None
+        self.fallbacks = 0  # chunks read through h5py instead
+
+    def read_flat(self, a: int, b: int) -> np.ndarray:
+        """As the base class, with the chunk index read first, by this thread: pool
+        threads cannot take the h5py lock, and would hand every chunk back otherwise."""
+        if self._index is None:
+            self.chunk_index()
+        return super().read_flat(a, b)
+
+    def chunk_index(self) -> dict[Index, ChunkEntry]:
+        if self._index is None:
+            if in_worker():  # the index is read under the h5py lock: by the requesting thread
+                raise Deferred()
+            with H5_LOCK:
+                if self._index is None:
+                    self._index = read_chunk_index(POOL.get(self.path, self.identity)[self.name].id, self.chunks)
+        return self._index
+
+    def load_chunk(self, index: Index) -> np.ndarray:
+        clipped = tuple(slice(0, min(c, n - i * c)) for i, c, n in zip(index, self.chunks, self.shape))
+        entry = self.chunk_index().get(index)
+        if entry is None:
+            return np.full(tuple(s.stop for s in clipped), self.fill, self.dtype)
+        offset, size, mask = entry
+        try:
+            if size > self._chunk_bytes + STORED_CHUNK_SLACK or self._chunk_bytes > MAX_CHUNK_BYTES:
+                raise DecodeError(f"stored size {size} for a chunk of {self._chunk_bytes} bytes")
+            fd = os.open(self.path, os.O_RDONLY)
+            try:  # the file must still be the version the chunk index was read from
+                if self.identity is not None:
+                    self.identity.check_fd(fd, self.label)
+                stored = os.pread(fd, size, offset)
+                if self.identity is not None:
+                    self.identity.check_fd(fd, self.label)
+            finally:
+                os.close(fd)
+            if len(stored) != size:
+                raise DecodeError(f"file ends at {offset + len(stored)}, chunk needs {offset + size}")
+            flat = self.pipeline.decode(stored, self._chunk_bytes, mask)
+        except Unreadable:  # the file changed since it was opened: EIO, not a fallback
+            raise
+        except (DecodeError, OSError) as exc:
+            if in_worker():
+                raise Deferred() from exc
+            if mask == 0:
+                log_once(f"decode:{self.label}", f"{self.label}: chunk {index} read through h5py: {exc}")
+            self.fallbacks += 1
+            return super().load_chunk(index)
+        return flat.view(self.dtype).reshape(self.chunks)[clipped]
+
+
+def fill_value(ds: h5py.Dataset) -> Any:
+    """The dataset's fill value; 0 when the file leaves it undefined (HDF5 1.4-era
+    writers), where h5py raises "fill value is undefined" but reads the data fine."""
+    try:
+        return ds.fillvalue
+    except (OSError, ValueError, RuntimeError):
+        return 0
+
 
 def _external_count(dcpl: Any) -> int:
     try:
@@ -125,12 +213,16 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     if raw and ds_chunks is not None and int(np.prod(ds_chunks)) * dtype.itemsize < RAW_MIN_CHUNK:
         raw = False
     if raw:
-        fill = ds.fillvalue
+        fill = fill_value(ds)
         if ds_chunks is None:
             offset = ds.id.get_offset()
             return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs, identity)
         return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name, identity), fill, attrs,
                          identity)
+    pipeline = _pipeline(ds, dtype, ds_chunks)
+    if pipeline is not None and ds_chunks is not None:
+        return DecodedSource(path, name, shape, dtype, ds_chunks, label, key, cache, pipeline, ds.fillvalue, attrs,
+                             identity)
     if ds_chunks:
         element = dtype.itemsize * max(int(np.prod(extra)), 1)
         chunks = ds_chunks
@@ -144,12 +236,34 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
 
 
+def _pipeline(ds: h5py.Dataset, dtype: np.dtype[Any], ds_chunks: Index | None) -> Pipeline | None:
+    """The decoders for a filtered chunked numeric dataset whose filters are all known
+    to :mod:`vfs.decode` and whose chunks are large enough to be worth a call each."""
+    if ds_chunks is None or int(np.prod(ds_chunks)) * dtype.itemsize < TINY_CHUNK:
+        return None
+    try:
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() != h5py.h5d.CHUNKED or not dcpl.get_nfilters() or _external_count(dcpl):
+            return None
+        if not _plain_numeric(ds, dtype):
+            return None
+        return Pipeline.of(filters_of(dcpl), dtype.itemsize)
+    except Exception:
+        return None
+
+
 def _raw_layout(ds: h5py.Dataset, dtype: np.dtype[Any], dcpl: Any) -> bool:
-    if dtype.kind not in "biuf" or dtype.names or dtype.subdtype is not None:
-        return False
     if dcpl.get_layout() not in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED):
         return False
     if dcpl.get_nfilters() or _external_count(dcpl):
+        return False
+    return _plain_numeric(ds, dtype)
+
+
+def _plain_numeric(ds: h5py.Dataset, dtype: np.dtype[Any]) -> bool:
+    """Whether the stored elements are exactly ``dtype``'s bytes (integers or floats of
+    full precision, byte order included), so stored bytes can be served as they are."""
+    if dtype.kind not in "biuf" or dtype.names or dtype.subdtype is not None:
         return False
     ftype = ds.id.get_type()
     if ftype.get_size() != dtype.itemsize or ftype.get_class() not in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):

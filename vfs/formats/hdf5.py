@@ -9,7 +9,8 @@
         title.txt                   scalar or string dataset: its value and a newline
         alias.npy -> data.npy       soft link (one symlink per rendering for datasets)
         ext -> ../other.h5/entry    external link into another file of the mount
-        gone -> missing.h5::/entry  external link that cannot resolve: dangles, says where
+        gone -> missing.h5::%2Fentry  external link that cannot resolve: one component
+                                    that names no file (see vfs.nodes.dangling_form)
 
 Names are HDF5's own (any bytes but ``/`` and NUL, which HDF5 cannot hold either);
 clashes get ``~2`` (see :class:`vfs.nodes.Entries`). Hard links share one inode number,
@@ -32,15 +33,20 @@ from vfs.arrays import ArraySource
 from vfs.context import Context
 from vfs.formats.conventions import add_conventions
 from vfs.formats.h5arrays import clean_dtype, make_source
+from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
 from vfs.formats.h5pool import H5_LOCK, POOL
 from vfs.formats.sniff import is_hdf5, read_head
+from vfs.errors import Unreadable
 from vfs.identity import SourceIdentity
+from vfs.limits import MAX_CHUNK_BYTES, MAX_TEXT, check_count, check_shape
 from vfs.logutil import log_once
+from vfs.errors import Unreadable
 from vfs.naming import safe_name, safe_path
-from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
+from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
-from vfs.render.values import attrs_text, value_bytes
+from vfs.limits import MAX_TEXT
+from vfs.render.values import attrs_text, records_text, value_bytes
 
 XATTR_PREFIX = "user."
 
@@ -63,10 +69,20 @@ def read_attrs(obj: h5py.HLObject, where: str) -> dict[str, Any]:
         return out
     for name in names:
         try:
+            check_attr(obj, name)
             out[name] = obj.attrs[name]
         except Exception as exc:
             log_once(f"attr:{where}:{name}", f"{where}: attribute {name!r} unreadable: {exc}")
     return out
+
+
+def check_attr(obj: h5py.HLObject, name: str) -> None:
+    """Refuse (:class:`Unreadable`) an attribute whose declared shape and type would take
+    more than ``limits.MAX_TEXT`` bytes, before h5py allocates for it."""
+    aid = h5py.h5a.open(obj.id, _encode(name))
+    shape = aid.shape or ()
+    check_shape(tuple(shape), 1)
+    check_count("attribute bytes", int(np.prod(shape, dtype=object)) * max(aid.dtype.itemsize, 1), MAX_TEXT)
 
 
 class H5File:
@@ -183,7 +199,7 @@ class H5Group(Directory):
         here = posixpath.normpath(self.group_path)
         ino = make_ino(*self.h5.fid, self.h5name, bname, "soft")
         try:
-            obj = grp[bname]
+            obj = follow_internal(grp.file, abs_target)
         except Exception:
             obj = None
         if isinstance(obj, h5py.Dataset):
@@ -197,11 +213,12 @@ class H5Group(Directory):
         ino = make_ino(*self.h5.fid, self.h5name, name, "external")
         here_view = self._view_dir()
         other = filename if os.path.isabs(filename) else os.path.join(os.path.dirname(self.h5.path), filename)
-        target = f"{filename}::{objpath}"
+        target = dangling_form(f"{filename}::{objpath}")
         ctx = self.h5.ctx
-        if ctx.mount_is_folder and (not os.path.isfile(other) or not _opens(other)):
+        inside = ctx.mount_is_folder and ctx.inside(other)  # never open a file outside SOURCE
+        if inside and (not os.path.isfile(other) or not _opens(other)):
             self._unresolved[other] = _seen(other)
-        if ctx.mount_is_folder and os.path.isfile(other) and ctx.inside(other):
+        if inside and os.path.isfile(other):
             other_view = "/" + os.path.relpath(os.path.realpath(other), ctx.root)
             obj_view = posixpath.normpath(posixpath.join(other_view, safe_path(objpath.lstrip("/"))))
             suffixes = _external_dataset_suffixes(other, objpath)
@@ -236,7 +253,7 @@ def _external_dataset_suffixes(path: str, objpath: str) -> list[str]:
     try:
         if not is_hdf5(path, read_head(path)):
             return []
-        obj = POOL.get(path).get(_encode(objpath))
+        obj = follow_internal(POOL.get(path), posixpath.normpath("/" + objpath))
     except Exception:
         return []
     return dataset_suffixes(obj) if isinstance(obj, h5py.Dataset) else []
@@ -249,7 +266,7 @@ def dataset_suffixes(ds: h5py.Dataset) -> list[str]:
         shape = ds.shape
     except Exception:
         return ["npy"]
-    if shape is None or dt.kind == "O":
+    if shape is None or dt.kind == "O" or dt.hasobject:
         return ["txt"]
     if shape == ():
         return ["npy", "txt"] if npy_supported(dt) else ["txt"]
@@ -271,12 +288,21 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
         reason = f"{where}: unsupported datatype: {exc}"
         entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
         return
+    try:
+        check_declared(ds, shape, dtype)
+    except Unreadable as exc:
+        reason = f"{where}: {exc.strerror}; not served"
+        for suffix in dataset_suffixes(ds):
+            entries.add(f"{name}.{suffix}", BrokenFile(make_ino(ino, suffix), h5.mtime_ns, reason, xattrs))
+        return
     if shape is None:  # NULL dataspace: no value at all
         entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, b"", xattrs))
         return
-    if dtype.kind == "O" or shape == ():
-        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5, h5name), xattrs))
-        if dtype.kind == "O":
+    guard = OutsideGuard(h5.path, h5name, h5.ctx, where)  # bytes outside SOURCE: EACCES at open
+    if dtype.hasobject or shape == ():  # variable-length members: text read when first needed
+        entries.add(f"{name}.txt", BytesFile(make_ino(ino, "txt"), h5.mtime_ns, _eager_text(h5, h5name, guard),
+                                             xattrs))
+        if dtype.hasobject:
             return
     label = f"{h5.path}:{_decode(h5name)}"
     attrs = read_attrs(ds, where) if len(shape) >= 2 and dtype.kind in "biuf" else None
@@ -284,9 +310,11 @@ def add_dataset(entries: Entries, h5: H5File, ds: h5py.Dataset, h5name: bytes, n
                                          h5.identity)
     if shape == ():  # the .txt of a scalar is its value, added above
         if npy_supported(source.dtype):
-            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"])
+            add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, ["npy"], guard=guard)
         return
-    add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, cache=h5.ctx.cache)
+    if not add_array_files(entries, name, source, (ino,), h5.mtime_ns, xattrs, cache=h5.ctx.cache, guard=guard):
+        reason = f"{where}: no rendering for datatype {dtype}"
+        entries.add(f"{name}.npy", BrokenFile(make_ino(ino, "npy"), h5.mtime_ns, reason, xattrs))
 
 
 class H5View:
@@ -311,9 +339,13 @@ class H5View:
     def _get(self, name: str) -> Any:
         bname = _encode(name)
         try:
-            if not self.grp.id.links.exists(bname) or \
-                    self.grp.id.links.get_info(bname).type == h5py.h5l.TYPE_EXTERNAL:
+            if not self.grp.id.links.exists(bname):
                 return None
+            kind = self.grp.id.links.get_info(bname).type
+            if kind == h5py.h5l.TYPE_EXTERNAL:
+                return None
+            if kind == h5py.h5l.TYPE_SOFT:  # never through an external link on the way
+                return follow_internal(self.grp.file, posixpath.join(self.path, name))
             return self.grp.get(bname)
         except Exception:
             return None
@@ -337,6 +369,8 @@ class H5View:
             return None
         full = self._full(name)
         label = f"{self.h5.path}:{_decode(full)}"
+        if outside_sources(self.h5.path, obj, self.h5.ctx, label) is not None:
+            return None  # no plot or axis computed from bytes outside SOURCE
         return make_source(self.h5.path, obj, full, label, (self.h5.key, full), self.h5.ctx.cache,
                            identity=self.h5.identity)
 
@@ -350,16 +384,51 @@ class H5View:
         return H5View(self.h5, obj, self._full(name)) if isinstance(obj, h5py.Group) else None
 
 
-def _eager_text(h5: H5File, h5name: bytes) -> Any:
-    """Text of a scalar or variable-length dataset, read when first needed."""
+def check_declared(ds: h5py.Dataset, shape: tuple[int, ...] | None, dtype: np.dtype[Any]) -> None:
+    """Refuse (:class:`Unreadable`) a dataset whose declared rank, element count or chunk
+    size is outside ``vfs.limits``, before any source or table is built for it."""
+    if shape is None:
+        return
+    check_shape(tuple(shape), dtype.itemsize)
+    chunks = ds.chunks
+    if chunks:
+        check_count("chunk bytes", int(np.prod(chunks, dtype=object)) * max(dtype.itemsize, 1), MAX_CHUNK_BYTES)
+
+
+#: rows of a variable-length dataset read at a time while its text is made
+TEXT_ROWS = 4096
+
+
+def _eager_text(h5: H5File, h5name: bytes, guard: OutsideGuard) -> Any:
+    """Text of a scalar or variable-length dataset, read when first needed, a block of
+    rows at a time; more than ``limits.MAX_TEXT`` bytes of text is refused (EIO)."""
     def make() -> bytes:
+        where = f"{h5.path}:{_decode(h5name)}"
+        guard()
         with H5_LOCK:
             ds = h5.file()[h5name]
-            value = ds[()]
-            if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-                lines = [value_bytes(_deref(ds.file, v)) for v in value.reshape(-1)]
-                return b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
-            return value_bytes(_deref(ds.file, value)) + b"\n"
+            deref = lambda v: _deref(ds.file, v)  # noqa: E731
+            if ds.shape == ():
+                value = ds[()]
+                if isinstance(value, np.void) and value.dtype.hasobject:
+                    return records_text(np.asarray(value), deref)
+                return value_bytes(deref(value)) + b"\n"
+            step = max(1, TEXT_ROWS // max(1, int(np.prod(ds.shape[1:]))))
+            parts, total = [], 0
+            for start in range(0, ds.shape[0], step):
+                block = np.asarray(ds[start : start + step])
+                if block.dtype.names:
+                    text = records_text(block, deref, header=start == 0)
+                else:
+                    lines = [value_bytes(deref(v)) for v in block.reshape(-1)]
+                    text = b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines)
+                total += len(text)
+                if total > MAX_TEXT:
+                    reason = f"{where}: its text exceeds {MAX_TEXT} bytes; not shown"
+                    log_once(reason, reason)
+                    raise Unreadable(reason)
+                parts.append(text)
+            return b"".join(parts)
     return make
 
 

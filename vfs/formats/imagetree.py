@@ -53,6 +53,7 @@ from vfs.render.txt import TxtRendering
 __all__ = ["DETECTOR", "FramewiseEdfRendering", "ImageFolder", "ImageModel", "ImageTree", "ModelBase", "kept_keys"]
 
 DETECTOR = "scan_0/instrument/detector_0"
+ALL_FRAMES = 1 << 62  # ``per``: every image of a rendering has the same extra keys
 
 
 class ModelBase:
@@ -138,12 +139,14 @@ class ImageTree:
         return [f"data.{suffix}" for suffix in suffixes]
 
     def add_source_files(self, entries: Entries, stem: str, source: ArraySource | str, ident: tuple[object, ...],
-                         extras: Callable[[int], Mapping[str, Any]], xattrs: XattrLoader | None = None) -> None:
+                         extras: Callable[[int], Mapping[str, Any]], xattrs: XattrLoader | None = None,
+                         per: int = 1) -> None:
         """``stem.npy``, ``stem.txt``, ``stem.edf`` and ``stem.png`` for a frame or a stack,
         rendered lazily.
 
-        ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering. A
-        source that cannot be read (a string: the reason) gets files that answer EIO.
+        ``extras(i)`` gives the header keys of the i-th frame of the ``.edf`` rendering, the
+        same for each run of ``per`` frames. A source that cannot be read (a string: the
+        reason) gets files that answer EIO.
         """
         if isinstance(source, str):
             for suffix in ("npy", "txt", "edf"):
@@ -152,7 +155,7 @@ class ImageTree:
         makers: dict[str, Callable[[], Any]] = {
             "npy": functools.partial(NpyRendering, source),
             "txt": functools.partial(TxtRendering, source),
-            "edf": functools.partial(FramewiseEdfRendering, source, extras),
+            "edf": functools.partial(FramewiseEdfRendering, source, extras, per),
             "png": functools.partial(PngRendering, source),
         }
         for suffix in renderings_for(source):
@@ -225,7 +228,7 @@ class FramesFolder(ImageSubfolder):
         for k in range(n):
             tree.add_source_files(entries, f"{k:0{width}d}", model.frame_source(k), ("frame", k),
                                   functools.partial(frame_extras, model, k),
-                                  functools.partial(frame_xattrs, model, k))
+                                  functools.partial(frame_xattrs, model, k), per=ALL_FRAMES)
         return entries
 
 
@@ -295,11 +298,17 @@ class FileFolder(ImageSubfolder):
 
     def load(self) -> Mapping[str, Node]:
         tree = self.tree
-        text = "\n\n".join(tree.meta.scan_header) + "\n"
         entries = Entries()
         entries.add("scan_header.txt", BytesFile(tree.ino("scan_header"), tree.mtime,
-                                                 text.encode("utf-8", "surrogateescape")))
+                                                 functools.partial(scan_header_text, tree.model)))
         return entries
+
+
+def scan_header_text(model: ImageModel) -> bytes:
+    """Every frame's keys as ``key: value`` lines, frames separated by a blank line
+    (computed when read, not kept: see ``nodes.TEXTS``)."""
+    frames = ("\n".join(f"{key}: {value}" for key, value in model.header(k).items()) for k in range(model.count()))
+    return ("\n\n".join(frames) + "\n").encode("utf-8", "surrogateescape")
 
 
 class DetectorFolder(ImageSubfolder):
@@ -313,7 +322,7 @@ class DetectorFolder(ImageSubfolder):
             # the .edf rendering has prod(shape[:-2]) frames: several per EDF frame with Dim_3
             per = 1 if isinstance(stack, str) else max(math.prod(stack.shape[:-2]) // max(model.count(), 1), 1)
             tree.add_source_files(entries, "data", stack, ("data",), lambda i: kept_keys(model.header(i // per)),
-                                  nx_xattrs(interpretation="image"))
+                                  nx_xattrs(interpretation="image"), per)
         entries.add("others", tree.folder(OthersFolder, f"{DETECTOR}/others"))
         return entries
 

@@ -45,6 +45,8 @@ BACKENDS: list[Backend] = [
     Backend("hdf5", sniff.is_hdf5, "vfs.formats.hdf5", "pip install h5py hdf5plugin"),
     Backend("spec", sniff.is_spec, "vfs.formats.spec", "(built in: numpy only)"),
     Backend("edf", sniff.is_edf, "vfs.formats.edf", "pip install fabio"),
+    Backend("ripple", sniff.is_ripple, "vfs.formats.ripple", "(built in: numpy only)"),
+    Backend("zarr", sniff.is_zarr_zip, "vfs.formats.zarrstore", "pip install zarr numcodecs"),
     Backend("fabio", lambda p, h: False, "vfs.formats.fabio_images", "pip install fabio", optional=True),
 ]
 
@@ -64,6 +66,13 @@ def backend_for(path: str, ctx: Context) -> Backend | None:
             continue
         if backend.sniff(path, head):
             return backend
+    return None
+
+
+def folder_backend_for(path: str) -> Backend | None:
+    """The backend that shows a source *folder* as data (a zarr store folder), or None."""
+    if sniff.is_zarr_folder(path):
+        return next(b for b in BACKENDS if b.name == "zarr")
     return None
 
 

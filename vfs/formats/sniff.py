@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import os
 import re
+import struct
 import zlib
 
 HEAD_SIZE = 4096
@@ -143,3 +144,40 @@ def is_edf(path: str, head: bytes) -> bool:
         return True
     inner = decompressed_head(path, head)
     return inner is not None and _edf_text(inner)
+
+
+def ripple_raw_path(rpl: str) -> str | None:
+    """The ``.raw`` (or ``.RAW``) beside a ``.rpl``, found as RosettaSciIO finds it."""
+    for ext in ("raw", "RAW"):
+        candidate = rpl[:-3] + ext
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def is_ripple(path: str, head: bytes) -> bool:
+    """A Lispix ripple header: ``NAME.rpl`` (or ``.RPL``) with tab-separated lines and
+    its ``NAME.raw`` beside it (without the ``.raw`` it stays a plain file)."""
+    return path[-4:] in (".rpl", ".RPL") and b"\t" in head and ripple_raw_path(path) is not None
+
+
+ZARR_META = ("zarr.json", ".zgroup", ".zarray")
+
+
+def is_zarr_zip(path: str, head: bytes) -> bool:
+    """A zip file whose root holds zarr metadata (a zarr ZipStore: ``.zip``, ``.zspy``,
+    ``.datastack``). Reads the zip's central directory only."""
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    from vfs.formats import zipindex
+
+    try:
+        members = zipindex.index(path, os.stat(path))
+    except (OSError, ValueError, struct.error):
+        return False
+    return any(name in members for name in ZARR_META)
+
+
+def is_zarr_folder(path: str) -> bool:
+    """A folder holding zarr metadata at its top (a zarr store folder, any name)."""
+    return any(os.path.isfile(os.path.join(path, name)) for name in ZARR_META)

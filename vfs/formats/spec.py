@@ -26,6 +26,7 @@ from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
 from vfs.formats.specscan import ScanParts
 from vfs.formats.specsources import SourceView
+from vfs.limits import MAX_SCANS
 from vfs.logutil import log, log_once
 from vfs.nodes import Directory, Node, make_ino
 
@@ -89,6 +90,9 @@ class SpecRoot(Directory):
     def _update(self, mtime_ns: int) -> None:
         """Children from the index; scans whose bytes did not move keep their folder."""
         index = self.index
+        if index.dropped:
+            log_once(f"spec-scans:{self.path}", f"{self.path}: more than {MAX_SCANS} scans; "
+                     f"the ones after byte {index.end} are not shown")
         scans: dict[tuple[int, int], ScanFolder] = {}
         children: dict[str, Node] = {}
         for i in index.scans():

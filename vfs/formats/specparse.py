@@ -25,9 +25,14 @@ import datetime as _dt
 import itertools
 import mmap
 import re
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vfs.limits import MAX_COLUMNS, MAX_LINE, MAX_SCANS
+from vfs.logutil import log_once
 
 _EVENT = re.compile(rb"\n#[SFE]")
 _SCAN_NUMBER = re.compile(rb"#S[ \t]*([+-]?\d+)")
@@ -40,7 +45,7 @@ _NUMBER = re.compile(
 _SPECTRUM = re.compile(rb"^@(?:[^\n]*\\[ \t\r]*\n)*[^\n]*", re.M)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Block:
     """A header block or a scan: its kind, where it starts, and for scans its key."""
 
@@ -61,6 +66,8 @@ class SpecIndex:
 
     blocks: list[Block] = field(default_factory=list)
     end: int = 0
+    #: whether scans were left out of the index (more than ``limits.MAX_SCANS``)
+    dropped: bool = False
 
     def block_end(self, i: int) -> int:
         return self.blocks[i + 1].offset if i + 1 < len(self.blocks) else self.end
@@ -85,22 +92,21 @@ def indexed_end(data: Text, size: int, base: int = 0) -> int:
     return base + data.rfind(b"\n", 0, size - base) + 1
 
 
-def _events(data: Text, start: int, limit: int, base: int = 0) -> list[tuple[int, int]]:
+def _events(data: Text, start: int, limit: int, base: int = 0) -> Iterator[tuple[int, int]]:
     """(offset, kind) of block-starting lines in ``[start, limit)``; kind is S, F or E.
 
-    One regex pass (the engine scans for the literal ``\\n#`` in C, several GB/s).
+    One regex pass (the engine scans for the literal ``\\n#`` in C, several GB/s),
+    yielded one at a time so that a file of millions of ``#S`` lines holds no list.
     """
-    found: list[tuple[int, int]] = []
-    starts = [m.start() + 1 for m in _EVENT.finditer(data, max(start - 1 - base, 0), limit - base)]  # type: ignore[call-overload]
+    starts: Iterable[int] = (m.start() + 1 for m in _EVENT.finditer(data, max(start - 1 - base, 0), limit - base))  # type: ignore[call-overload]
     if start == base and data[0:1] == b"#" and data[1:2] in (b"S", b"F", b"E"):
-        starts.insert(0, 0)  # a block right at the start (its newline is not in ``data``)
+        starts = itertools.chain([0], starts)  # a block right at the start (its newline is not in ``data``)
     for rel in starts:
         kind = data[rel + 1]
         follow = data[rel + 2 : rel + 3]
         if kind == 0x45 and follow not in (b"", b" ", b"\t", b"\r", b"\n") and not follow.isdigit():
             continue
-        found.append((rel + base, kind))
-    return found
+        yield (rel + base, kind)
 
 
 def _scan_number(data: Text, offset: int) -> int:
@@ -112,14 +118,21 @@ def _walk(index: SpecIndex, data: Text, start: int, limit: int, counts: dict[int
     """Append the blocks found in ``[start, limit)`` to ``index`` (``data`` starts at ``base``)."""
     events = _events(data, start, limit, base)
     blocks = index.blocks
+    pending: list[tuple[int, int]] = []
     if start == 0 and not blocks:
-        first = events[0][0] if events else limit
-        lead = data[:first]
-        if lead.startswith(b"#") or b"\n#" in lead:  # header lines before any #F or #S (silx too)
+        pending = list(itertools.islice(events, 1))
+        first = pending[0][0] if pending else limit
+        if first > 0 and (data[:1] == b"#" or data.find(b"\n#", 0, first) >= 0):  # header lines before any #F or #S (silx too)
             blocks.append(Block("header", 0))
     header = max((i for i, b in enumerate(blocks) if b.kind == "header"), default=-1)
-    for pos, kind in events:
+    nscans = sum(1 for b in blocks if b.kind == "scan")
+    for pos, kind in itertools.chain(pending, events):
+        if kind == 0x53 and nscans >= MAX_SCANS:  # bounded: the rest of the file is not indexed
+            index.dropped = True
+            limit = pos
+            break
         if kind == 0x53:  # S
+            nscans += 1
             number = _scan_number(data, pos - base)
             counts[number] = counts.get(number, 0) + 1
             blocks.append(Block("scan", pos, number, counts[number], header))
@@ -250,20 +263,42 @@ def _row(line: bytes) -> np.ndarray:
 
 
 class Table:
-    """The numbers of a scan, split into tokens once and converted a column at a time.
-
-    Reading one column of a 10,000-point scan converts that column only; ``array()``
-    converts them all (for ``data.txt``). Values are float64, parsed from the text as
-    written (no precision lost); a token that is not a number is NaN.
+    """The numbers of a scan: the text of its good rows until a column is first read, then
+    every value parsed in one pass and kept as float64 (8 bytes a value, where a token
+    object each took 50). Values are parsed from the text as written (no precision
+    lost). When a token is not a number, the table falls back to tokens converted a
+    column at a time, that token being NaN.
     """
 
-    def __init__(self, tokens: list[bytes], npoints: int, ncols: int) -> None:
-        self.tokens = tokens
+    def __init__(self, text: bytes, npoints: int, ncols: int) -> None:
+        self.text: bytes | None = text
+        self.tokens: list[bytes] = []
         self.npoints = npoints
         self.ncols = ncols
+        self.by_column: np.ndarray | None = None  # (ncols, npoints), when every token is a number
         self._columns: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _convert(self) -> None:
+        with self._lock:
+            text = self.text
+            if text is None:
+                return
+            try:
+                values = np.fromstring(text, dtype=np.float64, sep=" ")  # noqa: NPY201
+            except ValueError:
+                values = np.empty(0)
+            if values.size == self.npoints * self.ncols:
+                self.by_column = np.ascontiguousarray(values.reshape(self.npoints, self.ncols).T)
+            else:
+                self.tokens = text.split()
+            self.text = None
 
     def column(self, j: int) -> np.ndarray:
+        if self.text is not None:
+            self._convert()
+        if self.by_column is not None:
+            return self.by_column[j]
         col = self._columns.get(j)
         if col is None:
             col = _numbers(self.tokens[j :: self.ncols]) if self.ncols else np.empty(0, np.float64)
@@ -273,6 +308,10 @@ class Table:
     def array(self) -> np.ndarray:
         if not self.ncols:
             return np.empty((0, 0), np.float64)
+        if self.text is not None:
+            self._convert()
+        if self.by_column is not None:
+            return np.ascontiguousarray(self.by_column.T)
         return np.ascontiguousarray(np.stack([self.column(j) for j in range(self.ncols)], axis=1))
 
 
@@ -300,19 +339,32 @@ def parse_table(lines: list[bytes]) -> tuple[Table, list[int]]:
     ncols = 0
     first = 0
     for i, line in enumerate(lines):
+        if len(line) > MAX_LINE or (len(line) > 2 * MAX_COLUMNS and _token_count(line) > MAX_COLUMNS):
+            bad.append(i)  # bounded: a line of more than MAX_COLUMNS values is not a row
+            continue
         row = _row(line)
         if row.size and not np.isnan(row).all() or b"nan" in line.lower():
             ncols, first = row.size, i
             break
         bad.append(i)
     if not ncols:
-        return Table([], 0, 0), bad
-    splits = [ln.split() for ln in lines[first:]]
-    good = [s for s in splits if len(s) == ncols]
-    if len(good) != len(splits):
-        bad.extend(first + i for i, s in enumerate(splits) if len(s) != ncols)
-        bad.sort()
-    return Table(list(itertools.chain.from_iterable(good)), len(good), ncols), bad
+        return Table(b"", 0, 0), bad
+    longest = 64 * ncols + 4096  # longer lines are counted before they are split
+    good: list[bytes] = []
+    for i, ln in enumerate(lines[first:], first):  # one line's tokens at a time, then dropped
+        if (len(ln.split()) if len(ln) <= longest else _token_count(ln)) == ncols:
+            good.append(ln)
+        else:
+            bad.append(i)
+    bad.sort()
+    return Table(b" ".join(good), len(good), ncols), bad
+
+
+def _token_count(line: bytes) -> int:
+    """Blank-separated tokens of a long line, counted without splitting it."""
+    arr = np.frombuffer(line, np.uint8)
+    blank = (arr == 32) | (arr == 9) | (arr == 13) | (arr == 11) | (arr == 12)
+    return int(np.count_nonzero(~blank[:1])) + int(np.count_nonzero(blank[:-1] & ~blank[1:]))
 
 
 def _motor_lines(lines: list[bytes], letter: bytes) -> dict[bytes, bytes]:

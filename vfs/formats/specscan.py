@@ -29,6 +29,7 @@ from vfs.arrays import ArraySource, MemorySource
 from vfs.formats import specparse as sp
 from vfs.formats.conventions import energy_values
 from vfs.formats.specsources import ColumnSource, McaSource, ScanSpecFile
+from vfs.limits import MAX_ANALYSERS, MAX_CHANNELS, MAX_COLUMNS
 from vfs.logutil import log_once
 from vfs.naming import safe_name
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
@@ -69,8 +70,16 @@ class ScanParts:
         add_array_files(entries, stem, source, (self.root.ident, self.folder.key, path), self.mtime,
                         suffixes=suffixes)
 
+    def over_limit(self, what: str, count: int, limit: int) -> None:
+        """Log once that this scan declares more ``what`` than the limit; the rest is shown."""
+        log_once(f"spec-limit:{self.root.path}:{self.folder.key}:{what}",
+                 f"{self.root.path}: scan {self.folder.key}: {count} {what}, more than the limit of {limit}; "
+                 "the ones beyond it are not shown")
+
     def mca_names(self) -> list[str]:
-        return [f"mca_{a}" for a in range(self.scan.analysers)]
+        if self.scan.analysers > MAX_ANALYSERS:
+            self.over_limit("MCA analysers", self.scan.analysers, MAX_ANALYSERS)
+        return [f"mca_{a}" for a in range(min(self.scan.analysers, MAX_ANALYSERS))]
 
     def mca_ranges(self, a: int) -> list[tuple[int, int]]:
         """File byte ranges of analyser ``a``'s spectra, one per point (whole points only)."""
@@ -84,6 +93,9 @@ class ScanParts:
         if a not in self._mca_shapes:
             first = self.scan.spectra[a] if a < len(self.scan.spectra) else (0, 0)
             nch = sp.parse_spectrum(self.block[first[0] : first[1]]).size
+            if nch > MAX_CHANNELS:
+                self.over_limit("MCA channels", nch, MAX_CHANNELS)
+                nch = 0
             self._mca_shapes[a] = (len(self.mca_ranges(a)), nch)
         return self._mca_shapes[a]
 
@@ -101,7 +113,11 @@ class ScanParts:
                      f"{self.root.path}: scan {self.folder.key}: {len(labels)} labels but {ncols} data columns; "
                      "labels without a column are not shown")
         out = []
-        for j in range(ncols if ncols else len(labels)):
+        count = ncols if ncols else len(labels)
+        if count > MAX_COLUMNS:  # only #L can say more: data lines are bounded by the parser
+            self.over_limit("labels", count, MAX_COLUMNS)
+            count = MAX_COLUMNS
+        for j in range(count):
             label = labels[j] if j < len(labels) and labels[j] else f"column_{j}"
             source = ColumnSource(table, j, f"{self.root.path}::{self.folder.key}/measurement/{label}")
             out.append((label, safe_name(label, f"column_{j}"), source))
@@ -216,7 +232,9 @@ class PositionersFolder(ScanSubfolder):
         if parts.scan.table.npoints:
             for label, _, source in parts.columns:
                 by_label.setdefault(label, source)
-        for i, (name, value) in enumerate(parts.scan.motors):
+        if len(parts.scan.motors) > MAX_COLUMNS:
+            parts.over_limit("motors", len(parts.scan.motors), MAX_COLUMNS)
+        for i, (name, value) in enumerate(parts.scan.motors[:MAX_COLUMNS]):
             stem = safe_name(name, f"motor_{i}")
             path = f"instrument/positioners/{i}"
             if name in by_label:
@@ -274,9 +292,12 @@ class McaFolder(ScanSubfolder):
     def channels(self, nch: int) -> np.ndarray:
         """``#@CHANN n first last step`` as channel numbers, fitted to the spectrum (silx)."""
         text = self._per_analyser(b"CHANN")
-        values = [int(v) for v in sp.numbers(text, 4)] if text is not None else []
-        if len(values) == 4:
-            channels: np.ndarray = np.arange(values[1], values[2] + 1, values[3] or 1, dtype=np.int64)
+        values = [int(v) for v in sp.numbers(text, 4) if np.isfinite(v)] if text is not None else []
+        if len(values) == 4 and max(map(abs, values)) < 1 << 52:
+            # never more than the spectrum holds, whatever the line declares
+            first, last, step = values[1], values[2], values[3] or 1
+            count = min(max((last - first) // step + 1, 0), nch) if nch else 0
+            channels: np.ndarray = first + step * np.arange(count, dtype=np.int64)
         else:
             channels = np.arange(nch, dtype=np.int64)
         if len(channels) > 1 and nch > 0:

@@ -146,12 +146,19 @@ class EdfRendering:
 
 class FramewiseEdfRendering(EdfRendering):
     """An ``.edf`` rendering whose frames each carry their own header keys (``extras(k)``,
-    an EDF stack's own keys), so its headers are as long as the longest of them."""
+    an EDF stack's own keys), so its headers are as long as the longest of them.
 
-    def __init__(self, source: ArraySource, extras: Callable[[int], Mapping[str, Any]]) -> None:
+    ``extras(k)`` is the same for the ``per`` frames of one group (the images of one
+    source frame with ``Dim_3``), so the longest header is found among the last frame of
+    each group (the longest ``Image`` number): time linear in source frames, not images.
+    """
+
+    def __init__(self, source: ArraySource, extras: Callable[[int], Mapping[str, Any]], per: int = 1) -> None:
         self.extras = extras
         super().__init__(source, extra={}, max_value=None)
-        self.header_size = max((len(self.own_header(k)) for k in range(self.nframes)), default=self.header_size)
+        n, per = self.nframes, max(per, 1)
+        last = (min(g + per, n) - 1 for g in range(0, n, per))
+        self.header_size = max((len(self.own_header(k)) for k in last), default=self.header_size)
 
     def own_header(self, k: int) -> bytes:
         return edf_header(self.frame_shape, self.source.dtype, k + 1, self.extras(k), max_value=None)

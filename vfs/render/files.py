@@ -36,11 +36,13 @@ class RenderedFile(File):
     ``rendering`` is the rendering, or a function that makes it: then it is made on
     first use (``frames/`` of an EDF stack may list 60,000 files, most never opened).
     Renderings are plain objects, never callable, so the two cannot be confused.
+    ``guard`` runs at each open and may refuse it by raising (bytes outside SOURCE).
     """
 
     def __init__(self, ino: int, mtime_ns: int, rendering: Rendering | Callable[[], Rendering],
-                 xattrs: XattrLoader | None = None) -> None:
+                 xattrs: XattrLoader | None = None, guard: Callable[[], None] | None = None) -> None:
         super().__init__(ino, mtime_ns, xattrs)
+        self.guard = guard
         if callable(rendering):
             self._make = rendering
         else:
@@ -49,6 +51,10 @@ class RenderedFile(File):
     @functools.cached_property
     def rendering(self) -> Rendering:
         return self._make()
+
+    def open(self) -> None:
+        if self.guard is not None:
+            self.guard()
 
     @property
     def size(self) -> int:
@@ -120,12 +126,15 @@ def add_array_files(
     xattrs: XattrLoader | None = None,
     suffixes: list[str] | None = None,
     cache: ChunkCache | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> list[str]:
     """Add ``stem.npy``/``stem.txt``/``stem.edf``/``stem.png`` for ``source``; return the
-    names used. ``cache`` keeps drawn previews (the mount's chunk cache)."""
+    names used. ``cache`` keeps drawn previews (the mount's chunk cache). ``guard`` runs
+    when one of the files is opened and may refuse it by raising (data whose bytes lie
+    outside SOURCE, say)."""
     names = []
     for suffix in suffixes if suffixes is not None else renderings_for(source):
         rendering = PngRendering(source, cache) if suffix == "png" else RENDERINGS[suffix](source)
-        node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs)
+        node = RenderedFile(make_ino(*identity, suffix), mtime_ns, rendering, xattrs, guard)
         names.append(entries.add(f"{stem}.{suffix}", node))
     return names

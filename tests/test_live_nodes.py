@@ -1,0 +1,70 @@
+"""The bound on built nodes (vfs.nodes.LIVE) and on computed texts (vfs.nodes.TEXTS)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import pytest
+
+from vfs import nodes
+from vfs.nodes import BytesFile, Directory, LiveFolders, Node, make_ino
+
+
+@pytest.fixture
+def live(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveFolders]:
+    table = LiveFolders(budget=250)
+    monkeypatch.setattr(nodes, "LIVE", table)
+    yield table
+
+
+def folder(name: str, width: int, builds: list[str]) -> Directory:
+    """A folder of ``width`` files, counting its builds in ``builds``."""
+    def load() -> Mapping[str, Node]:
+        builds.append(name)
+        return {f"f{i}": BytesFile(make_ino(name, i), 0, f"{name}/{i}\n".encode()) for i in range(width)}
+    return Directory(make_ino(name), 0, load)
+
+
+def test_least_recently_used_folders_drop_and_rebuild_the_same(live: LiveFolders) -> None:
+    builds: list[str] = []
+    folders = [folder(f"d{k}", 100, builds) for k in range(4)]
+    inos = [{n: c.ino for n, c in d.children().items()} for d in folders[:2]]
+    folders[0].children()  # d0 used again: d1 is now the oldest
+    folders[2].children()  # 300 nodes > 250: d1 goes
+    assert live.total == 200 and live.drops == 1
+    assert folders[1]._children is None and folders[0]._children is not None
+    folders[3].children()  # d0 goes next
+    assert folders[0]._children is None and live.total == 200
+    rebuilt = {n: c.ino for n, c in folders[1].children().items()}
+    assert rebuilt == inos[1]
+    assert folders[1].child("f7").read(0, 100) == b"d1/7\n"  # type: ignore[attr-defined]
+    assert builds == ["d0", "d1", "d2", "d3", "d1"]
+
+
+def test_a_build_nested_in_another_weighs_for_its_own_folder(live: LiveFolders) -> None:
+    builds: list[str] = []
+    inner = folder("inner", 50, builds)
+
+    def load() -> Mapping[str, Node]:
+        inner.children()  # built while the outer folder builds
+        return {"x": BytesFile(make_ino("x"), 0, b"x"), "inner": inner}
+
+    outer = Directory(make_ino("outer"), 0, load)
+    outer.children()
+    assert live.total == 51 and len(live) == 2  # 50 for inner, 1 for outer (x: inner was made before)
+
+
+def test_large_texts_are_kept_under_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachetools import LRUCache
+
+    monkeypatch.setattr(nodes, "TEXTS", LRUCache(maxsize=10_000, getsizeof=len))
+    made: list[int] = []
+
+    def text(i: int) -> BytesFile:
+        return BytesFile(make_ino("t", i), 0, lambda: made.append(i) or bytes([65 + i]) * 4000)
+
+    files = [text(i) for i in range(3)]
+    assert [f.size for f in files] == [4000] * 3  # the third evicts the first (12,000 > 10,000)
+    assert files[0].read(0, 2) == b"AA" and made == [0, 1, 2, 0]  # computed again once evicted
+    assert files[2].size == 4000 and made == [0, 1, 2, 0]  # the size is kept: no recomputation
+    assert nodes.TEXTS.currsize <= 10_000

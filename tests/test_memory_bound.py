@@ -1,0 +1,64 @@
+"""The mount's memory stays under ``--cache-size`` + 300 MB however much is walked.
+
+A generated tree of SPEC files with many scans and columns (534,312 virtual entries from
+7.7 MB of text) is walked with ``find``, which lists every folder and so builds every
+node; the mount's peak resident set (VmHWM, read from /proc by the test) must stay
+under the bound, and folders dropped on the way must come back with the same content
+and inode numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import MountFactory
+from tests.mounting import memory_kib, mount_pid
+
+FILES, SCANS, COLUMNS, POINTS = 10, 130, 200, 3
+CACHE = 64 << 20
+BOUND = CACHE + (300 << 20)
+
+
+def write_tree(root: Path) -> None:
+    """SPEC files whose scan ``s`` has column ``c<j>`` holding ``j * 1000 + s`` at every point."""
+    root.mkdir()
+    labels = "  ".join(f"c{j}" for j in range(COLUMNS))
+    for f in range(FILES):
+        parts = [f"#F f{f}.spec\n#E 1\n#D Thu Jan 01 00:00:00 1970\n\n"]
+        for s in range(1, SCANS + 1):
+            row = " ".join(str(j * 1000 + s) for j in range(COLUMNS)) + "\n"
+            parts.append(f"#S {s} ascan\n#N {COLUMNS}\n#L {labels}\n{row * POINTS}\n")
+        (root / f"f{f:03d}.spec").write_text("".join(parts))
+
+
+def expected_entries() -> int:
+    """What ``find`` prints by docs/layout.md: the root and .vfs-stats; per file its folder;
+    per scan its folder, title.txt, start_time.txt, data.txt, scan.spec, instrument/,
+    specfile/ with two files, positioners/ (empty: no motors), measurement/ with a .npy
+    and a .txt per column."""
+    per_scan = 1 + 4 + 1 + 3 + 1 + 1 + 2 * COLUMNS
+    return 2 + FILES * (1 + SCANS * per_scan)
+
+
+def test_walk_of_half_a_million_entries_stays_under_the_bound(tmp_path: Path, mount: MountFactory) -> None:
+    src = tmp_path / "src"
+    write_tree(src)
+    with mount(src, "--cache-size", "64M") as mnt:
+        first = mnt / "f000.spec" / "1.1" / "measurement" / "c7.npy"
+        ino_before = os.stat(first).st_ino
+        out = subprocess.run(["find", str(mnt)], capture_output=True, check=True, timeout=600).stdout
+        count = out.count(b"\n")
+        # the first scans' folders were dropped long ago: rebuilt, they serve the same
+        after = np.array(np.load(first, mmap_mode="r"))
+        ino_after = os.stat(first).st_ino
+        last = np.load(mnt / f"f{FILES - 1:03d}.spec" / f"{SCANS}.1" / "measurement" / "c199.npy")
+        peak = memory_kib(mount_pid(mnt)) << 10
+    assert count == expected_entries() >= 500_000
+    np.testing.assert_array_equal(after, np.full(POINTS, 7 * 1000 + 1.0))
+    np.testing.assert_array_equal(last, np.full(POINTS, 199 * 1000 + SCANS, dtype=np.float64))
+    assert ino_after == ino_before
+    assert peak < BOUND, f"peak RSS {peak >> 20} MiB, bound {BOUND >> 20} MiB"
