@@ -106,3 +106,24 @@ def test_listing_through_the_mount_follows_each_snapshot(tmp_path: Path, mount: 
             time.sleep(0.02)
         assert check() == ["frame_0001.edf", "frame_0002.edf", "link", "notes.txt", "sub"]
         assert (folder / "frame_0002.edf").is_dir()
+
+
+def test_source_folders_keep_their_listing_under_the_node_bound(tmp_path: Path, monkeypatch: Any) -> None:
+    """Past the bound on built nodes, the folders of data files are dropped, but a source
+    folder's listing is kept: building it again would probe every file again."""
+    from vfs import nodes
+    from vfs.view import View
+
+    monkeypatch.setattr(nodes, "LIVE", nodes.LiveFolders(budget=50))
+    (tmp_path / "big").mkdir()
+    for i in range(60):
+        (tmp_path / "big" / f"f{i:02d}.txt").write_bytes(b"plain text, not data\n" * 200)
+    (tmp_path / "other").mkdir()
+    for i in range(3):
+        (tmp_path / "other" / f"frame_{i}.edf").write_bytes(edf_bytes(i, (8, 8)))
+    view = View(tmp_path)
+    big = view.entries("big")
+    for i in range(3):  # each data file's folder is a build: the total passes the bound
+        assert view.listdir(f"other/frame_{i}.edf")
+    assert nodes.LIVE.total <= 50  # the bound holds ...
+    assert view.entries("big") is big  # ... and the source folder's listing was kept

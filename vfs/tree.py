@@ -74,6 +74,13 @@ class SourceDirectory(Directory):
             self._check_folder()
         return super().children()
 
+    def drop(self) -> bool:
+        """Never: a source folder keeps its listing when the bound on built nodes drops
+        folders (``nodes.LIVE``). Building it again would probe every file again (a
+        minute for 100,000 files), and its nodes are one per source file; the data
+        files' folders inside it are dropped as usual."""
+        return False
+
     def current_access(self) -> Access:
         """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
         now = time.monotonic()
