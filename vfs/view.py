@@ -44,7 +44,7 @@ from vfs.context import Context
 from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, Unreadable, VfsError
 from vfs.limits import LISTING_CACHE_ENTRIES
 from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk
-from vfs.tree import build_root
+from vfs.tree import SourceDirectory, build_root
 
 #: symlinks followed in one lookup before ELOOP (the kernel's limit)
 MAX_SYMLINKS = 40
@@ -117,6 +117,9 @@ class ListingCache:
     that lists a folder of 100,000 files again and again (``ls`` in a loop while frames
     arrive) costs a look-up, not 100,000 entries of Python work each time. At most
     ``LISTING_CACHE_ENTRIES`` entries are kept, least recently listed folders dropped.
+    Only source folders' listings are kept: they are never dropped (their nodes stay
+    anyway), whereas keeping a data file's folder's children here would hold nodes the
+    bound on built nodes (``nodes.LIVE``) has dropped.
     """
 
     def __init__(self, max_entries: int = LISTING_CACHE_ENTRIES) -> None:
@@ -132,6 +135,8 @@ class ListingCache:
             return cached[2]
         nodes = list(kids.values())
         out = DirListing(node.ino, list(kids), array("L", map(mode_of, nodes)), array("Q", [n.ino for n in nodes]))
+        if not isinstance(node, SourceDirectory):
+            return out
         with self._lock:
             try:
                 self._cache[node.ino] = (node, kids, out)
