@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import pytest
 
@@ -71,25 +69,3 @@ def test_large_texts_are_kept_under_one_budget(monkeypatch: pytest.MonkeyPatch) 
     assert files[2].size == 4000 and made == [0, 1, 2, 0]  # the size is kept: no recomputation
     assert nodes.TEXTS.currsize <= 10_000
 
-
-def test_source_folders_drop_their_listing_and_list_again(live: LiveFolders, tmp_path: Path) -> None:
-    """A walk over many source folders keeps at most the budget's nodes: the listings
-    used least recently are forgotten (their nodes with them) and listed again alike."""
-    from vfs.context import Context
-    from vfs.tree import SourceDirectory
-
-    for k in range(3):
-        (tmp_path / f"d{k}").mkdir()
-        for i in range(100):
-            (tmp_path / f"d{k}" / f"f{i:03d}.dat").write_bytes(b"plain %d %d\n" % (k, i))
-    ctx = Context(root=str(tmp_path))
-    folders = [SourceDirectory(str(tmp_path / f"d{k}"), os.stat(tmp_path / f"d{k}"), ctx) for k in range(3)]
-    first = {n: c.ino for n, c in folders[0].children().items()}
-    assert len(first) == 100
-    folders[1].children()
-    folders[2].children()  # 300 nodes > 250: d0, used least recently, forgets its listing
-    assert live.drops == 1 and live.total == 200
-    assert folders[0]._children is None and not folders[0]._listing.nodes and not folders[0]._found
-    again = folders[0].children()
-    assert {n: c.ino for n, c in again.items()} == first
-    assert again["f042.dat"].read(0, 100) == b"plain 0 42\n"  # type: ignore[attr-defined]

@@ -5,7 +5,12 @@ result is the folder's names in sorted order (checked against ``sorted(os.listdi
 from __future__ import annotations
 
 import os
+import stat
+import time
 from pathlib import Path
+from typing import Any
+
+from tests.live_writers import edf_bytes
 
 from vfs.nodes import Node
 from vfs.rescan import Listing, PendingFile, rescan
@@ -67,3 +72,58 @@ def test_pending_files_are_probed_again_when_they_change(tmp_path: Path) -> None
     new = rescan(str(tmp_path), old, build, full=False)
     assert new is not None and build.built == ["y.part"]
     assert new.nodes["x.part"] is old.nodes["x.part"] and new.pending == ("x.part", "y.part")
+
+
+def test_listing_through_the_mount_follows_each_snapshot(tmp_path: Path, mount: Any) -> None:
+    """``readdir`` through a real mount (served from a listing kept per snapshot): names
+    in order, each entry's type and inode number as ``lstat`` of that path gives them
+    (a different request: getattr), and a listing taken again after a file was added
+    shows it: the kept listing is not served past its snapshot."""
+    src = tmp_path / "src" / "run"
+    (src / "sub").mkdir(parents=True)
+    (src / "frame_0001.edf").write_bytes(edf_bytes(1, (8, 8)))
+    (src / "notes.txt").write_bytes(b"plain text, not data\n" * 300)
+    (src / "link").symlink_to("notes.txt")
+    with mount(tmp_path / "src") as mnt:
+        folder = mnt / "run"
+
+        def check() -> list[str]:
+            entries = list(os.scandir(folder))
+            names = [e.name for e in entries]
+            assert names == sorted(os.listdir(src))
+            for e in entries:
+                st = os.lstat(e.path)
+                assert e.inode() == st.st_ino, e.name
+                assert (e.is_dir(follow_symlinks=False), e.is_symlink()) == (
+                    stat.S_ISDIR(st.st_mode), stat.S_ISLNK(st.st_mode)), e.name
+            return names
+
+        assert check() == check() == ["frame_0001.edf", "link", "notes.txt", "sub"]
+        assert (folder / "frame_0001.edf").is_dir() and not (src / "frame_0001.edf").is_dir()
+        (src / "frame_0002.edf").write_bytes(edf_bytes(2, (8, 8)))
+        end = time.monotonic() + 10
+        while "frame_0002.edf" not in os.listdir(folder) and time.monotonic() < end:
+            time.sleep(0.02)
+        assert check() == ["frame_0001.edf", "frame_0002.edf", "link", "notes.txt", "sub"]
+        assert (folder / "frame_0002.edf").is_dir()
+
+
+def test_source_folders_keep_their_listing_under_the_node_bound(tmp_path: Path, monkeypatch: Any) -> None:
+    """Past the bound on built nodes, the folders of data files are dropped, but a source
+    folder's listing is kept: building it again would probe every file again."""
+    from vfs import nodes
+    from vfs.view import View
+
+    monkeypatch.setattr(nodes, "LIVE", nodes.LiveFolders(budget=50))
+    (tmp_path / "big").mkdir()
+    for i in range(60):
+        (tmp_path / "big" / f"f{i:02d}.txt").write_bytes(b"plain text, not data\n" * 200)
+    (tmp_path / "other").mkdir()
+    for i in range(3):
+        (tmp_path / "other" / f"frame_{i}.edf").write_bytes(edf_bytes(i, (8, 8)))
+    view = View(tmp_path)
+    big = view.entries("big")
+    for i in range(3):  # each data file's folder is a build: the total passes the bound
+        assert view.listdir(f"other/frame_{i}.edf")
+    assert nodes.LIVE.total <= 50  # the bound holds ...
+    assert view.entries("big") is big  # ... and the source folder's listing was kept

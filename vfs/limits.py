@@ -92,3 +92,5 @@ STORED_CHUNK_SLACK = 1 << 20
 #: chunks of one HDF5 dataset whose file offsets are kept in memory (about 250 bytes
 #: each) for reads outside h5py; a dataset with more is read through h5py instead
 MAX_CHUNK_INDEX = 1 << 18
+#: entries of folder listings kept ready for readdir, all folders together (about 24 bytes each)
+LISTING_CACHE_ENTRIES = 1_000_000

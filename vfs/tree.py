@@ -31,7 +31,7 @@ from vfs.identity import identity
 from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
 
 STATS_NAME = ".vfs-stats"
-#: the largest share of time a busy folder spends being rescanned ...
+#: the largest share of time (CPU time of the rescan) a busy folder spends being rescanned ...
 RESCAN_SHARE = 0.25
 #: ... but it is rescanned at least this often (times recheck_seconds) while looked at
 RESCAN_MAX_WAIT = 4
@@ -61,7 +61,7 @@ class SourceDirectory(Directory):
         self._listing = Listing()
         self._rescanning = False
         self._rescan_lock = threading.Lock()
-        self._rescan_seconds = 0.0  # what the last rescan cost
+        self._rescan_seconds = 0.0  # what the last rescan cost (CPU seconds of its thread)
         #: names found by direct look-up and not yet listed: name -> (node, when found)
         self._found: dict[str, tuple[Node, float]] = {}
 
@@ -75,13 +75,11 @@ class SourceDirectory(Directory):
         return super().children()
 
     def drop(self) -> bool:
-        """Forget the listing and every node in it (the bound on built nodes, see
-        :data:`vfs.nodes.LIVE`); listed again on demand. Not while a rescan runs."""
-        def forget() -> None:
-            self._children = None
-            self._listing = Listing()
-            self._found = {}
-        return not self._rescanning and if_free(self._lock, forget)
+        """Never: a source folder keeps its listing when the bound on built nodes drops
+        folders (``nodes.LIVE``). Building it again would probe every file again (a
+        minute for 100,000 files), and its nodes are one per source file; the data
+        files' folders inside it are dropped as usual."""
+        return False
 
     def current_access(self) -> Access:
         """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
@@ -113,7 +111,7 @@ class SourceDirectory(Directory):
 
     def _rescan(self, full: bool, mtime: int) -> None:
         """Run on a rescan thread; readers keep the old listing meanwhile."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         try:
             new = rescan(self.path, self._listing, self._build, full)
             with self._lock:
@@ -129,7 +127,9 @@ class SourceDirectory(Directory):
         except Exception:  # never lose the rescan flag; the reason goes to the debug log
             log.debug("rescan of %s failed", self.path, exc_info=True)
         finally:
-            self._rescan_seconds = time.monotonic() - started
+            # its CPU time, not its wall time: waiting for the interpreter while readers
+            # are served is not work to throttle (that would delay changes for nothing)
+            self._rescan_seconds = time.thread_time() - cpu
             self._rescanning = False
 
     def _build(self, path: str, st: os.stat_result) -> Node | None:

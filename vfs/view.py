@@ -30,17 +30,21 @@ import io
 import os
 import posixpath
 import stat as stat_module
+import threading
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from vfs.cache import DEFAULT_BUDGET, ChunkCache
 from vfs.context import Context
 from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, Unreadable, VfsError
+from vfs.limits import LISTING_CACHE_ENTRIES
 from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk
-from vfs.tree import build_root
+from vfs.tree import SourceDirectory, build_root
 
 #: symlinks followed in one lookup before ELOOP (the kernel's limit)
 MAX_SYMLINKS = 40
@@ -93,6 +97,54 @@ def stat_of(node: Node, access: Access | None = None, path: str | None = None) -
     raise VfsError(f"unknown node type {type(node).__name__}")
 
 
+@dataclass(frozen=True)
+class DirListing:
+    """A folder's entries as a directory reader needs them (``readdir``): names in the
+    listing's order, with each entry's ``st_mode`` and inode number (three sequences)."""
+
+    ino: int  # the folder's own
+    names: list[str]
+    modes: array[int]  # 8 bytes an entry each, not an int object
+    inos: array[int]
+
+
+class ListingCache:
+    """:class:`DirListing` of folders, built once per snapshot of their children.
+
+    A folder's children mapping is immutable: a folder that changes swaps in a new one
+    (``vfs/rescan.py``, SPEC refresh). So the listing built for one mapping object is
+    kept and handed out again while the folder still shows that same object: a reader
+    that lists a folder of 100,000 files again and again (``ls`` in a loop while frames
+    arrive) costs a look-up, not 100,000 entries of Python work each time. At most
+    ``LISTING_CACHE_ENTRIES`` entries are kept, least recently listed folders dropped.
+    Only source folders' listings are kept: they are never dropped (their nodes stay
+    anyway), whereas keeping a data file's folder's children here would hold nodes the
+    bound on built nodes (``nodes.LIVE``) has dropped.
+    """
+
+    def __init__(self, max_entries: int = LISTING_CACHE_ENTRIES) -> None:
+        self._cache: LRUCache[int, tuple[Directory, Mapping[str, Node], DirListing]] = LRUCache(
+            max_entries, getsizeof=lambda v: len(v[2].names) + 1)
+        self._lock = threading.Lock()
+
+    def listing(self, node: Directory) -> DirListing:
+        kids = node.children()
+        with self._lock:
+            cached = self._cache.get(node.ino)
+        if cached is not None and cached[0] is node and cached[1] is kids:
+            return cached[2]
+        nodes = list(kids.values())
+        out = DirListing(node.ino, list(kids), array("L", map(mode_of, nodes)), array("Q", [n.ino for n in nodes]))
+        if not isinstance(node, SourceDirectory):
+            return out
+        with self._lock:
+            try:
+                self._cache[node.ino] = (node, kids, out)
+            except ValueError:  # larger than the whole budget: served, not kept
+                pass
+        return out
+
+
 def split(path: str) -> list[str]:
     """``"a/b//c/"`` -> ``["a", "b", "c"]``; ``""`` and ``"/"`` -> ``[]``."""
     return [part for part in path.split("/") if part and part != "."]
@@ -121,6 +173,7 @@ class View:
                                   allow_outside=tuple(os.path.realpath(p) for p in allow_outside),
                                   recheck_seconds=recheck_seconds)
         self.root = build_root(self.source, self.ctx)
+        self._listings = ListingCache()
 
     # -- lookup ------------------------------------------------------------------------
     def node(self, path: str) -> Node:
@@ -189,6 +242,14 @@ class View:
         if not isinstance(node, Directory):
             raise NotADirectory(f"{path}: not a folder")
         return node.children()
+
+    def listing(self, path: str = "") -> DirListing:
+        """A folder's names, modes and inode numbers for a directory reader (the
+        mount's ``readdir``): reused while the folder shows the same snapshot."""
+        node = self.resolve(path)[1]
+        if not isinstance(node, Directory):
+            raise NotADirectory(f"{path}: not a folder")
+        return self._listings.listing(node)
 
     def listdir(self, path: str = "") -> list[str]:
         """Names in a folder, hidden ones (``.attrs.txt``) included, in the mount's order."""
