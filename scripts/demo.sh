@@ -29,7 +29,7 @@ cube = np.load('$MNT/sample.nxs/entry/cube/data.npy', mmap_mode='r')
 print('cube', cube.shape, cube.dtype, '- one spectrum, max:', float(cube[10, 20, :].max()))
 "
 { set +x; } 2>/dev/null
-command -v tree >/dev/null && tree -L 3 "$MNT" | head -40 || find "$MNT" -maxdepth 3 | head -40
+{ command -v tree >/dev/null && tree -L 3 "$MNT" || find "$MNT" -maxdepth 3; } | head -40 || true  # head closes the pipe early
 echo
 echo "The mount is up at $MNT (log: $PWD/vfs.log). Unmount it with:"
 echo "    fusermount3 -u $MNT"
