@@ -289,7 +289,7 @@ def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None) -> A
     The whole table is read once, on first use, with ``chunk_iter`` (one pass over the
     chunk index, no data read); unwritten chunks are absent and read as fill value.
     """
-    table: dict[Index, int] = {}
+    table: dict[Index, ChunkEntry] = {}
     loaded: list[bool] = []
 
     def load() -> None:
@@ -297,18 +297,13 @@ def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None) -> A
             if loaded:
                 return
             ds = POOL.get(path, identity)[name]
-            chunks = tuple(ds.chunks)
-
-            def visit(info: Any) -> None:
-                if info.byte_offset is not None:
-                    table[tuple(c // n for c, n in zip(info.chunk_offset, chunks))] = int(info.byte_offset)
-
-            ds.id.chunk_iter(visit)
+            table.update(read_chunk_index(ds.id, tuple(ds.chunks)))
             loaded.append(True)
 
     def lookup(index: Index) -> int | None:
         if not loaded:
             load()
-        return table.get(index)
+        entry = table.get(index)
+        return None if entry is None else entry[0]
 
     return lookup
