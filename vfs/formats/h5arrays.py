@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from vfs.arrays import ArraySource, ChunkedSource, Deferred, RawSource, in_worker
+from vfs.arrays import PART_SHARE, ArraySource, ChunkedSource, Deferred, RawSource, in_worker
 from vfs.cache import ChunkCache
 from vfs.decode import Blocks, ChunkEntry, DecodeError, Pipeline, filters_of, read_chunk_index
 from vfs.errors import Unreadable
@@ -187,6 +187,8 @@ class DecodedSource(H5ChunkedSource):
         blocks: Blocks = self.cache.get((self.chunk_key(index), "blocks"), layout, f"{self.label} blocks")
         isz = self.dtype.itemsize
         first, last = blocks.units(lo * isz, hi * isz)
+        if blocks.elements(first, last) * PART_SHARE > blocks.count:  # big blocks: decode whole, once
+            return None
         a, b = int(blocks.starts[first]), int(blocks.starts[last + 1])
         piece = whole[0][a:b] if whole else self.stored(index, b - a, offset + a)
         flat = self.pipeline.decode_part(piece, blocks, first, last)
