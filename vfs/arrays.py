@@ -127,12 +127,16 @@ class ArraySource:
         """Write the box ``start``/``extent`` of the array into ``out``."""
         raise NotImplementedError
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
-        """Elements ``[a, b)`` of the array in C order, as a 1-D array."""
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Elements ``[a, b)`` of the array in C order, as a 1-D array: ``out`` (of the
+        clipped range's length) when given, so a read lands in the caller's buffer."""
         a, b = max(a, 0), min(b, self.size)
         if a >= b:
             return np.empty(0, self.dtype)
-        out = np.zeros(b - a, self.dtype) if self.dtype.names else np.empty(b - a, self.dtype)
+        if out is None:
+            out = np.zeros(b - a, self.dtype) if self.dtype.names else np.empty(b - a, self.dtype)
+        elif self.dtype.names:
+            out[...] = np.zeros((), self.dtype)
         pos = 0
         for start, extent in flat_boxes(self.shape, a, b):
             n = math.prod(extent)
@@ -159,6 +163,15 @@ class ArraySource:
         return self.read_flat(0, self.size).reshape(self.shape)
 
 
+def placed(got: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``got``, or ``out`` holding a copy of it: for sources whose reads make their own
+    array, under :meth:`ArraySource.read_flat`'s ``out`` contract."""
+    if out is None:
+        return got
+    out[...] = got
+    return out
+
+
 class MemorySource(ArraySource):
     """An array that is already in memory."""
 
@@ -170,8 +183,8 @@ class MemorySource(ArraySource):
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
         out[...] = self.array[tuple(slice(s, s + e) for s, e in zip(start, extent))]
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
-        return self.array.reshape(-1)[max(a, 0) : b]
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        return placed(self.array.reshape(-1)[max(a, 0) : b], out)
 
 
 class ChunkedSource(ArraySource):
@@ -207,7 +220,7 @@ class ChunkedSource(ArraySource):
         # reader crosses before it needs new chunks)
         self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class. For a parallel source, the chunks of this read that nobody
         has yet are submitted to the decode pool first (all but one, which this thread
         decodes itself). A read that continues the previous one then also submits the
@@ -243,7 +256,7 @@ class ChunkedSource(ArraySource):
             self._prefetch(b, min(self.size, b + ahead), room)
         _local.pending, _local.parts = pending, parts
         try:
-            out = super().read_flat(a, b)
+            out = super().read_flat(a, b, out)
         finally:
             _local.pending = _local.parts = None
         if sequential and self.parallel:
@@ -433,13 +446,13 @@ class RawSource(ArraySource):
         if self.identity is not None:
             self.identity.check_fd(fd, self.label)
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class, with the file opened once for all the pieces of this read."""
         if getattr(_local, "fd", None) is not None:
-            return super().read_flat(a, b)
+            return super().read_flat(a, b, out)
         _local.fd = self._open()
         try:
-            out = super().read_flat(a, b)
+            out = super().read_flat(a, b, out)
             self._check(_local.fd)
             return out
         finally:
@@ -480,6 +493,17 @@ class RawSource(ArraySource):
             last = sum((s.stop - 1) * st for s, st in zip(in_chunk, self._chunk_strides))
             pieces.append((base + first * isz, (last - first + 1) * isz,
                            tuple(s.stop - s.start for s in in_chunk), in_box))
+        # a piece that is one run in the file and in ``out`` (contiguous data, whole rows
+        # of a chunk) is read straight into ``out``: with the FUSE reply buffer as
+        # ``out``, the kernel's copy is the only one
+        rest = []
+        for piece in pieces:
+            target = out[piece[3]]
+            if piece[1] == target.nbytes and target.flags.c_contiguous:
+                self._preadv(target.reshape(-1).view(np.uint8), piece[0])
+            else:
+                rest.append(piece)
+        pieces = rest
         if not pieces:
             return
         pieces.sort(key=lambda piece: piece[0])

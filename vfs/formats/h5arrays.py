@@ -131,12 +131,12 @@ class DecodedSource(H5ChunkedSource):
         self._index: dict[Index, ChunkEntry] | None = None
         self.fallbacks = 0  # chunks read through h5py instead
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class, with the chunk index read first, by this thread: pool
         threads cannot take the h5py lock, and would hand every chunk back otherwise."""
         if self._index is None:
             self.chunk_index()
-        return super().read_flat(a, b)
+        return super().read_flat(a, b, out)
 
     def chunk_index(self) -> dict[Index, ChunkEntry]:
         if self._index is None:
