@@ -498,7 +498,7 @@ class RawSource(ArraySource):
         # ``out``, the kernel's copy is the only one
         rest = []
         for piece in pieces:
-            target = out[piece[3]]
+            target = out[(*piece[3], Ellipsis)]  # a view, also of a 0-d box
             if piece[1] == target.nbytes and target.flags.c_contiguous:
                 self._preadv(target.reshape(-1).view(np.uint8), piece[0])
             else:
