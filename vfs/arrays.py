@@ -498,8 +498,8 @@ class RawSource(ArraySource):
         # ``out``, the kernel's copy is the only one
         rest = []
         for piece in pieces:
-            where: tuple[Any, ...] = (*piece[3], Ellipsis)  # a view, also of a 0-d box
-            target = out[where]
+            box: tuple[Any, ...] = (*piece[3], Ellipsis)  # a view, also of a 0-d box
+            target = out[box]
             if piece[1] == target.nbytes and target.flags.c_contiguous:
                 self._preadv(target.reshape(-1).view(np.uint8), piece[0])
             else:
