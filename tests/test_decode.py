@@ -389,6 +389,17 @@ def test_parts_of_bitshuffle_chunks_equal_h5py(tmp_path: Path, case):
     assert source.fallbacks == 0
 
 
+def test_a_part_is_decoded_once_for_all_the_boxes_of_a_read(tmp_path: Path):
+    """A read across a row boundary is two boxes in one chunk: one part, one decode."""
+    values = np.arange(4 * 4096, dtype="<f4").reshape(4, 4096)
+    with h5py.File(tmp_path / "rows.h5", "w") as f:
+        f.create_dataset("d", data=values, chunks=(4, 4096), **hdf5plugin.Bitshuffle(nelems=256, cname="lz4"))
+    source = open_source(tmp_path / "rows.h5")
+    assert source.read_flat(4000, 4200).tobytes() == values.reshape(-1)[4000:4200].tobytes()
+    assert sum(source.cache.parts.values()) == 1
+    assert sum(source.cache.loads.values()) == 1  # the chunk's block layout, not the chunk
+
+
 @pytest.mark.parametrize("compression", ["gzip", None])
 def test_datasets_with_more_chunks_than_the_index_bound_are_read_through_h5py(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str | None) -> None:

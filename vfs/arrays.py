@@ -361,7 +361,7 @@ class ChunkedSource(ArraySource):
         pending: dict[Index, Future[np.ndarray]] = getattr(_local, "pending", None) or {}
         parts: dict[Index, tuple[int, int, Future[Part] | None]] = getattr(_local, "parts", None) or {}
         for index in chunks_of_box(start, extent, self.chunks):
-            if index in parts and self._put_part(index, parts[index], start, extent, out):
+            if index in parts and self._put_part(index, parts, start, extent, out):
                 continue
             future = pending.get(index)
             if future is None:
@@ -374,15 +374,21 @@ class ChunkedSource(ArraySource):
             put(index, data)
 
 
-    def _put_part(self, index: Index, part: tuple[int, int, Future[Part] | None],
+    def _put_part(self, index: Index, parts: dict[Index, tuple[int, int, Future[Part] | None]],
                   start: Index, extent: Index, out: np.ndarray) -> bool:
-        """Copy the box's share of chunk ``index`` from its decoded part; False when the
-        part could not be decoded (the caller takes the whole chunk)."""
-        lo, hi, future = part
+        """Copy the box's share of chunk ``index`` from its decoded part (decoded here if
+        no pool thread has it, once for all the boxes of the read); False when the part
+        could not be decoded (the caller takes the whole chunk)."""
+        lo, hi, future = parts[index]
         try:
-            got = future.result() if future is not None else self._part(index, lo, hi)
+            got = future.result() if future is not None else None
         except Deferred:
+            future = None
+        if future is None:
             got = self._part(index, lo, hi)
+            done: Future[Part] = Future()
+            done.set_result(got)
+            parts[index] = (lo, hi, done)
         if got is None:
             return False
         first, flat = got
