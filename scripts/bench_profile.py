@@ -20,7 +20,7 @@ pages out of the page cache), and h5py's ``ds[...]`` CPU seconds per GiB on the 
 file, in the same run, as the baseline. Needs ``perf`` (Debian package ``linux-perf``)
 and root. Not a test: nothing is asserted.
 
-    python scripts/bench_profile.py [--layouts bslz4,gzip,...] [--data DIR]
+    python scripts/bench_profile.py [--quick] [--layouts bslz4,gzip,...] [--data DIR]
 """
 
 from __future__ import annotations
@@ -135,7 +135,10 @@ def main() -> int:
     parser.add_argument("--layouts", default="contiguous,chunked,gzip,bslz4,lz4,zstd,blosc")
     parser.add_argument("--data", default="/tmp/vfs-bench-data")
     parser.add_argument("--size", default="full", help="which of bench_hdf5's cubes: full, quick or big")
+    parser.add_argument("--quick", action="store_true", help="bench_hdf5 --quick's cubes, chunked and bslz4 only")
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.layouts = "quick", "chunked,bslz4"
     if shutil.which("perf") is None:
         print("perf is not installed (Debian package linux-perf)", file=sys.stderr)
         return 2
