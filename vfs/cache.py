@@ -30,16 +30,59 @@ class ChunkCache:
     """Decoded chunks (numpy arrays or bytes) under a total byte budget."""
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
-        self.budget = budget
+        #: the whole budget; reservations and parts are taken out of it
+        self.total = budget
+        self.reserved: dict[str, int] = {}
+        self.parts: dict[str, ChunkCache] = {}
+        self.reports: dict[str, Callable[[], Any]] = {}
         self._lru: LRUCache[Hashable, Any] = LRUCache(maxsize=max(budget, 1), getsizeof=_nbytes)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.load_count = 0
+        #: the most bytes held at once
+        self.peak = 0
         self.loads: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=32)
         self._loading: dict[Hashable, threading.Event] = {}
 
-    def get(self, key: Hashable, load: Callable[[], np.ndarray | bytes], label: str = "") -> Any:
+    @property
+    def budget(self) -> int:
+        """Bytes of decoded chunks: the whole budget less what is reserved."""
+        return max(self.total - sum(self.reserved.values()), 0)
+
+    def reserve(self, name: str, nbytes: int) -> None:
+        """Take ``nbytes`` out of the budget for memory held elsewhere (replacing an
+        earlier reservation of that name); chunks over the new budget are dropped."""
+        with self._lock:
+            self.reserved[name] = nbytes
+            self._trim()
+
+    def part(self, name: str, budget: int) -> ChunkCache:
+        """A cache of its own with ``budget`` bytes, reserved out of this one (made once
+        per name and budget)."""
+        with self._lock:
+            part = self.parts.get(name)
+            if part is None or part.total != budget:
+                part = self.parts[name] = ChunkCache(budget)
+            self.reserved[name] = budget
+            self._trim()
+        return part
+
+    def report(self, name: str, counters: Callable[[], Any]) -> None:
+        """Add ``counters()`` to :meth:`stats` under ``name`` (a table kept elsewhere)."""
+        self.reports[name] = counters
+
+    def _trim(self) -> None:
+        while len(self._lru) and self._lru.currsize > self.budget:
+            self._lru.popitem()
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value for ``key`` or None; never loads (no counters change)."""
+        with self._lock:
+            return self._lru.get(key)
+
+    def get(self, key: Hashable, load: Callable[[], Any], label: str = "") -> Any:
         """Return the cached value for ``key``, calling ``load`` (outside the cache lock)
         on a miss. Threads that miss the same key while it loads wait for that one load
         instead of decoding the chunk again."""
@@ -68,9 +111,12 @@ class ChunkCache:
                 if label not in self.loads and len(self.loads) >= MAX_COUNTER_KEYS:
                     del self.loads[next(iter(self.loads))]  # bounded: the oldest label goes
                 self.loads[label] += 1
+                self.load_count += 1
                 self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
                 if _nbytes(value) <= self.budget:
                     self._lru[key] = value
+                    self._trim()
+                    self.peak = max(self.peak, self.currsize)
             return value
         finally:
             with self._lock:
@@ -92,17 +138,33 @@ class ChunkCache:
         return int(self._lru.currsize)
 
     def stats(self) -> dict[str, Any]:
-        """Counters as plain data (served to users as ``.vfs-stats``)."""
+        """Counters as plain data (served to users as ``.vfs-stats``): ``budget`` is
+        the decoded chunks' share of ``cache_size``; ``parts`` and ``reserved`` the rest."""
         with self._lock:
-            return {
+            data: dict[str, Any] = {
+                "cache_size": self.total,
                 "budget": self.budget,
+                "reserved": dict(self.reserved),
                 "bytes": self.currsize,
+                "peak_bytes": self.peak,
                 "entries": len(self._lru),
                 "hits": self.hits,
                 "misses": self.misses,
                 "chunk_loads": dict(self.loads),
                 "recent_loads": list(self.recent),
             }
+            parts = dict(self.parts)
+            reports = dict(self.reports)
+        data["parts"] = {name: part.summary() for name, part in parts.items()}
+        for name, counters in reports.items():  # outside the lock: they may take others
+            data[name] = counters()
+        return data
+
+    def summary(self) -> dict[str, int]:
+        """The byte and load counters alone (a part's figures in its parent's stats)."""
+        with self._lock:
+            return {"budget": self.budget, "bytes": self.currsize, "peak_bytes": self.peak,
+                    "entries": len(self._lru), "hits": self.hits, "misses": self.misses, "loads": self.load_count}
 
     def clear(self) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ from vfs.context import Context
 from vfs.formats.conventions import add_conventions
 from vfs.formats.h5arrays import clean_dtype, element_layout, make_source
 from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
-from vfs.formats.h5pool import H5_LOCK, POOL
+from vfs.formats.h5pool import H5_LOCK, POOL, fit
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.errors import Unreadable
 from vfs.identity import SourceIdentity
@@ -466,12 +466,14 @@ def _deref(f: h5py.File, value: Any) -> Any:
 
 def probe(path: str, ctx: Context) -> None:
     """Open the file (it stays in the pool): raises if HDF5 cannot read it."""
+    fit(ctx.cache)
     with H5_LOCK:
         POOL.get(path)
 
 
 def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Directory:
     """The file's root group; its identity is the one of the version HDF5 opened."""
+    fit(ctx.cache)  # the pool and the chunk offset tables, counted in --cache-size
     with H5_LOCK:
         POOL.forget(path)
         ident = POOL.identity(path)
