@@ -1,5 +1,8 @@
 """The mount's memory stays under ``--cache-size`` + 300 MB however much is walked.
 
+HDF5: chunk offset tables and open files are counted in ``--cache-size`` (see the last
+test); what HDF5 itself keeps per open file is read back from h5py in the mount.
+
 A generated tree of SPEC files with many scans and columns (534,312 virtual entries from
 7.7 MB of text) is walked with ``find``, which lists every folder and so builds every
 node; the mount's peak resident set (VmHWM, read from /proc by the test) must stay
@@ -13,10 +16,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from tests.conftest import MountFactory
-from tests.mounting import memory_kib, mount_pid
+from tests.h5data import MANY_CHUNK, MANY_CHUNKS, MANY_DATASETS, MANY_FILES, write_many_chunked
+from tests.mounting import memory_kib, mount_pid, stats
 
 FILES, SCANS, COLUMNS, POINTS = 10, 130, 200, 3
 CACHE = 64 << 20
@@ -61,4 +66,40 @@ def test_walk_of_half_a_million_entries_stays_under_the_bound(tmp_path: Path, mo
     np.testing.assert_array_equal(after, np.full(POINTS, 7 * 1000 + 1.0))
     np.testing.assert_array_equal(last, np.full(POINTS, 199 * 1000 + SCANS, dtype=np.float64))
     assert ino_after == ino_before
+    assert peak < BOUND, f"peak RSS {peak >> 20} MiB, bound {BOUND >> 20} MiB"
+
+
+def test_hdf5_tables_and_open_files_stay_in_the_budget(tmp_path: Path, mount: MountFactory) -> None:
+    """60 datasets of 10,000 chunks each (6 files) read with ``--cache-size 64M``: their
+    chunk offset tables (200,000 bytes each) share 8 MiB, the least recently read are
+    dropped and read again when needed; at most 4 files are open, each with HDF5's
+    metadata cache at 256 KiB (as HDF5 reports it); data equal h5py's throughout."""
+    src = tmp_path / "h5many"
+    write_many_chunked(src)
+    table = MANY_CHUNKS * 20  # limits.CHUNK_TABLE_ENTRY bytes a chunk
+    with mount(src, "--cache-size", "64M") as mnt:
+        for i in range(MANY_FILES):
+            with h5py.File(src / f"f{i}.h5", "r") as f:
+                for j in range(MANY_DATASETS):
+                    got = np.load(mnt / f"f{i}.h5" / f"d{j}.npy", mmap_mode="r")
+                    np.testing.assert_array_equal(got[:MANY_CHUNK], f[f"d{j}"][:MANY_CHUNK])
+        walked = stats(mnt)
+        with h5py.File(src / "f0.h5", "r") as f:  # its table was dropped long ago: read again
+            again = np.load(mnt / "f0.h5" / "d0.npy", mmap_mode="r")  # (bytes the kernel does not hold)
+            np.testing.assert_array_equal(again[-3 * MANY_CHUNK :], f["d0"][-3 * MANY_CHUNK :])
+        after = stats(mnt)
+        peak = memory_kib(mount_pid(mnt)) << 10
+    # 64 MiB: an eighth (8 MiB) for tables, 4 files (the floor) of 4 MiB, the rest for chunks
+    assert walked["reserved"] == {"hdf5_files": 4 * (4 << 20), "chunk_tables": 8 << 20}
+    assert walked["budget"] == (64 - 16 - 8) << 20
+    tables = walked["parts"]["chunk_tables"]
+    assert tables["budget"] == 8 << 20
+    assert tables["loads"] == MANY_FILES * MANY_DATASETS  # each table read once while in use
+    assert tables["entries"] == (8 << 20) // table == 41  # the budget full, no more
+    assert tables["bytes"] == tables["peak_bytes"] == 41 * table
+    assert after["parts"]["chunk_tables"]["loads"] == MANY_FILES * MANY_DATASETS + 1
+    files = after["hdf5_files"]
+    assert files["limit"] == 4 and files["open"] == 4 and files["opens"] >= MANY_FILES
+    assert [c["max_size"] for c in files["metadata_caches"]] == [256 << 10] * 4
+    assert all(c["size"] <= 256 << 10 and c["datasets_open"] == 0 for c in files["metadata_caches"])
     assert peak < BOUND, f"peak RSS {peak >> 20} MiB, bound {BOUND >> 20} MiB"

@@ -153,15 +153,18 @@ class FilePool:
         for path in list(old.keys()):  # least recently used first
             self._files[path] = old.pop(path)
 
+    def files(self) -> list[h5py.File]:
+        """The open files, least recently used first. Call with the lock held."""
+        return [f for f, _ in self._files.values() if f.id.valid]
+
     def stats(self) -> dict[str, Any]:
         """What HDF5 says of the open files' caches (for ``.vfs-stats``)."""
         with H5_LOCK:
             caches = []
-            for f, _ in self._files.values():
-                if f.id.valid:
-                    config = f.id.get_access_plist().get_mdc_config()
-                    caches.append({"max_size": config.max_size, "size": f.id.get_mdc_size()[2],
-                                   "datasets_open": h5py.h5f.get_obj_count(f.id, h5py.h5f.OBJ_DATASET)})
+            for f in self.files():
+                config = f.id.get_access_plist().get_mdc_config()
+                caches.append({"max_size": config.max_size, "size": f.id.get_mdc_size()[2],
+                               "datasets_open": h5py.h5f.get_obj_count(f.id, h5py.h5f.OBJ_DATASET)})
             return {"limit": self.limit, "open": len(self._files), "opens": self.opens,
                     "bytes_per_file": H5_FILE_BYTES, "metadata_caches": caches}
 
