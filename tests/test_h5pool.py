@@ -1,12 +1,16 @@
-"""The pool of open HDF5 files: bounded, least recently used closed first."""
+"""The pool of open HDF5 files: bounded, least recently used closed first, each file with
+small HDF5 caches; chunk offset tables as HDF5 describes the chunks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import h5py
+import numpy as np
 
-from vfs.formats.h5pool import H5_LOCK, FilePool
+from vfs.decode import read_chunk_index
+from vfs.formats.h5pool import H5_LOCK, POOL, FilePool
+from vfs.view import View
 
 
 def test_pool_closes_the_least_recently_used(tmp_path: Path) -> None:
@@ -29,3 +33,50 @@ def test_pool_closes_the_least_recently_used(tmp_path: Path) -> None:
         assert not f0.id.valid and len(pool) == 1
         reopened = pool.get(paths[1])
         assert reopened is not f1 and reopened["x"][0] == 1
+
+
+def test_pool_files_have_the_small_caches_asked_for(tmp_path: Path) -> None:
+    """Read through a view with a 64 MiB budget, every open file has HDF5's metadata
+    cache at 256 KiB and h5py's chunk cache at 1 MiB (as HDF5 reports them), no dataset
+    stays open, and the pool keeps the 4 files the budget allows."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        with h5py.File(src / f"f{i}.h5", "w") as f:
+            f.create_dataset("d", data=np.arange(100_000, dtype="<i4") * i, chunks=(8192,), compression="gzip")
+    view = View(str(src), cache_size=64 << 20)
+    for i in range(6):
+        with view.open(f"f{i}.h5/d.npy") as fh:
+            assert np.load(fh).tobytes() == (np.arange(100_000, dtype="<i4") * i).tobytes()
+    assert view.ctx.cache.stats()["reserved"] == {"hdf5_files": 4 * (4 << 20), "chunk_tables": 8 << 20}
+    with H5_LOCK:
+        files = POOL.files()
+        assert len(files) == POOL.limit == 4
+        for f in files:
+            assert f.id.get_access_plist().get_mdc_config().max_size == 256 << 10
+            assert f.id.get_mdc_config().max_size == 256 << 10
+            assert f.id.get_access_plist().get_cache()[2] == 1 << 20
+            assert h5py.h5f.get_obj_count(f.id, h5py.h5f.OBJ_DATASET) == 0
+
+
+def test_chunk_table_matches_hdf5_chunk_info(tmp_path: Path) -> None:
+    """The compact table gives, for every chunk, what HDF5's own ``get_chunk_info_by_coord``
+    says (unwritten chunks: none), and takes 20 bytes a chunk of the grid."""
+    path = tmp_path / "t.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("d", shape=(50, 70), chunks=(8, 16), dtype="<f8", compression="gzip")
+        ds[:20, :] = 1.5
+        ds[40:, 60:] = 2.5
+    with h5py.File(path, "r") as f:
+        dsid = f["d"].id
+        table = read_chunk_index(dsid, (8, 16))
+        expected = {}
+        for i in range(dsid.get_num_chunks()):
+            info = dsid.get_chunk_info(i)
+            expected[(info.chunk_offset[0] // 8, info.chunk_offset[1] // 16)] = (
+                info.byte_offset, info.size, info.filter_mask)
+    assert len(expected) == 3 * 5 + 2 * 2 == len(table)
+    for index in np.ndindex(7, 5):
+        assert table.get(index) == expected.get(index)
+    assert table.get((7, 0)) is None
+    assert table.nbytes == 7 * 5 * 20
