@@ -65,14 +65,16 @@ def walk(src: Path, mnt: Path) -> dict[str, float]:
 
 
 def run(src: Path, tmp: Path, name: str, code: str | None) -> dict[str, float]:
-    saved = os.environ.get("PYTHONPATH")
-    if code is not None:
+    saved, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    if code is not None:  # ``python -m vfs`` looks in the working folder first
         os.environ["PYTHONPATH"] = code
+        os.chdir(code)
     try:
         with mounted(src, tmp / f"mnt_{name}", "--cache-size", "64M", timeout=60) as mnt:
             figures = walk(src, mnt)
             counters = stats(mnt)
     finally:
+        os.chdir(cwd)
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:
@@ -84,7 +86,7 @@ def run(src: Path, tmp: Path, name: str, code: str | None) -> dict[str, float]:
         extra = (f"; pool {files['open']}/{files['limit']} files, {files['opens']} opens, metadata caches "
                  f"<= {max(sizes) >> 10} KiB; tables {counters['parts']['chunk_tables']}")
     print(f"{name}: {figures['reads']:.0f} .npy read in {figures['seconds']:.1f} s; RSS idle {figures['idle']:.0f} MiB, "
-          f"peak {figures['peak']:.0f} MiB, after {figures['now']:.0f} MiB (bound 364 MiB){extra}")
+          f"peak {figures['peak']:.0f} MiB, after {figures['now']:.0f} MiB (bound 364 MiB){extra}", flush=True)
     return figures
 
 
@@ -100,7 +102,7 @@ def main() -> None:
         src = args.data or tmp / "src"
         start = time.perf_counter()
         write(src, args.files, args.datasets)
-        print(f"{args.files} files x {args.datasets} datasets ready in {time.perf_counter() - start:.0f} s")
+        print(f"{args.files} files x {args.datasets} datasets ready in {time.perf_counter() - start:.0f} s", flush=True)
         base = run(src, tmp, "baseline", args.baseline) if args.baseline else None
         now = run(src, tmp, "this version", None)
         if base:

@@ -80,3 +80,19 @@ def test_chunk_table_matches_hdf5_chunk_info(tmp_path: Path) -> None:
         assert table.get(index) == expected.get(index)
     assert table.get((7, 0)) is None
     assert table.nbytes == 7 * 5 * 20
+
+
+def test_resize_keeps_the_most_recently_used(tmp_path: Path) -> None:
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"f{i}.h5"
+        with h5py.File(path, "w") as f:
+            f["x"] = [i]
+        paths.append(str(path))
+    pool = FilePool(limit=4)
+    with H5_LOCK:
+        files = [pool.get(p) for p in paths]
+        pool.get(paths[0])  # the most recently used now; f1 the least
+        pool.resize(2)
+        assert [f.id.valid for f in files] == [True, False, False, True]
+        assert pool.files() == [files[3], files[0]]

@@ -150,8 +150,9 @@ class FilePool:
             return
         old, self.limit = self._files, limit
         self._files = _OpenFiles(maxsize=limit)
-        for path in list(old.keys()):  # least recently used first
-            self._files[path] = old.pop(path)
+        while len(old):  # least recently used first (the base class's popitem: not closed)
+            path, entry = cachetools.LRUCache.popitem(old)
+            self._files[path] = entry
 
     def files(self) -> list[h5py.File]:
         """The open files, least recently used first. Call with the lock held."""
