@@ -10,7 +10,7 @@ counters of ``.vfs-stats``. With ``--baseline DIR`` (a checkout of an earlier ve
 e.g. ``git archive a32bc09 | tar -x -C DIR``) the same walk runs first with that code,
 in the same run, and the ratios of the two are printed.
 
-    python scripts/bench_h5memory.py [--files 140] [--datasets 200] [--data DIR] [--baseline DIR]
+    python scripts/bench_h5memory.py [--quick] [--files 140] [--datasets 200] [--data DIR] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -96,7 +96,10 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=200)
     parser.add_argument("--data", type=Path, help="keep the generated files here")
     parser.add_argument("--baseline", help="a folder holding another version's vfs package")
+    parser.add_argument("--quick", action="store_true", help="130 files of 50 datasets")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.datasets = 130, 50
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         src = args.data or tmp / "src"
