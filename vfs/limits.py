@@ -94,3 +94,13 @@ STORED_CHUNK_SLACK = 1 << 20
 MAX_CHUNK_INDEX = 1 << 18
 #: entries of folder listings kept ready for readdir, all folders together (about 24 bytes each)
 LISTING_CACHE_ENTRIES = 1_000_000
+#: memory one built node is counted as in the bound on built nodes (measured: about 630
+#: bytes for a SPEC column's files); bytes a build holds besides its nodes (a SPEC scan's
+#: text, a source folder's listing) count one node per this many
+NODE_BYTES = 640
+#: memory of one source folder entry besides its node (the listing's name and inode maps,
+#: the kept readdir reply; measured: about 1.9 KB an entry in all, node included)
+SOURCE_ENTRY_BYTES = 1280
+#: files whose kind (data or plain) is remembered after their folder's listing is dropped,
+#: so a folder listed again opens none of its unchanged files (about 90 bytes each)
+PROBE_MEMO_ENTRIES = 1 << 19

@@ -30,7 +30,7 @@ from typing import ClassVar, Protocol, TypeVar
 from cachetools import LRUCache
 
 from vfs.errors import NodeNotFound, NotADirectory
-from vfs.limits import MAX_LIVE_NODES, TEXT_CACHE_BYTES
+from vfs.limits import MAX_LIVE_NODES, NODE_BYTES, TEXT_CACHE_BYTES
 
 XattrLoader = Callable[[], Mapping[str, bytes]]
 
@@ -184,6 +184,13 @@ def if_free(lock: threading.Lock, action: Callable[[], object]) -> bool:
     return True
 
 
+def charge(nbytes: int) -> None:
+    """Count ``nbytes`` that the build running on this thread holds besides its nodes
+    (text kept for later parsing, a listing's maps) in its weight, one node per
+    ``NODE_BYTES``."""
+    _made.count = _made_count() + nbytes // NODE_BYTES
+
+
 def built(make: Callable[[], T]) -> tuple[int, T]:
     """Run ``make`` and return how many nodes it made (not those of builds nested in it,
     which weigh for their own folder) with its result."""
@@ -203,6 +210,7 @@ class LiveFolders:
     def __init__(self, budget: int = MAX_LIVE_NODES) -> None:
         self.budget = budget
         self.total = 0
+        self.peak = 0  # the largest total after a build's evictions
         self.drops = 0
         self._lru: OrderedDict[Droppable, int] = OrderedDict()
         self._lock = threading.Lock()
@@ -223,11 +231,18 @@ class LiveFolders:
                 victim, w = self._lru.popitem(last=False)
                 self.total -= w
                 victims.append(victim)
+            self.peak = max(self.peak, self.total)
         for victim in victims:  # one that is busy (being rebuilt) counts again when its build ends
             self.drops += victim.drop()
 
     def __len__(self) -> int:
         return len(self._lru)
+
+    def stats(self) -> dict[str, int]:
+        """The counters shown in ``.vfs-stats`` (``live_nodes``)."""
+        with self._lock:
+            return {"budget": self.budget, "total": self.total, "peak": self.peak, "folders": len(self._lru),
+                    "drops": self.drops}
 
 
 class Droppable(Protocol):
