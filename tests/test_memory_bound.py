@@ -4,7 +4,9 @@ A generated tree of SPEC files with many scans and columns (534,312 virtual entr
 7.7 MB of text) is walked with ``find``, which lists every folder and so builds every
 node; the mount's peak resident set (VmHWM, read from /proc by the test) must stay
 under the bound, and folders dropped on the way must come back with the same content
-and inode numbers.
+and inode numbers. A tree of 20,000 *source* files is walked the same way with a small
+``--max-nodes``: source folders' listings are dropped too, and listed again without
+opening their files.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import MountFactory
-from tests.mounting import memory_kib, mount_pid
+from tests.mounting import memory_kib, mount_pid, stats
 
 FILES, SCANS, COLUMNS, POINTS = 10, 130, 200, 3
 CACHE = 64 << 20
@@ -62,3 +64,60 @@ def test_walk_of_half_a_million_entries_stays_under_the_bound(tmp_path: Path, mo
     np.testing.assert_array_equal(last, np.full(POINTS, 199 * 1000 + SCANS, dtype=np.float64))
     assert ino_after == ino_before
     assert peak < BOUND, f"peak RSS {peak >> 20} MiB, bound {BOUND >> 20} MiB"
+
+
+SOURCE_FOLDERS, PER_FOLDER, MAX_NODES = 20, 1000, 5000
+
+
+def write_source_tree(root: Path) -> None:
+    """``SOURCE_FOLDERS`` folders of ``PER_FOLDER`` files: every tenth a one-scan SPEC file
+    (shown as a folder), the others plain files of 5,000 bytes (sparse after a first line)."""
+    spec = b"#F s\n#S 1 ascan\n#N 2\n#L a  b\n1 2\n"
+    for d in range(SOURCE_FOLDERS):
+        folder = root / f"d{d:02d}"
+        folder.mkdir(parents=True)
+        for i in range(PER_FOLDER):
+            if i % 10 == 0:
+                (folder / f"s{i:04d}.spec").write_bytes(spec)
+                continue
+            fd = os.open(folder / f"f{i:04d}.dat", os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, f"plain file {d} {i}\n".encode())
+            os.ftruncate(fd, 5000)
+            os.close(fd)
+
+
+def test_walk_of_source_files_drops_and_relists_folders_without_opening_files(
+        tmp_path: Path, mount: MountFactory) -> None:
+    src = tmp_path / "src"
+    write_source_tree(src)
+    with mount(src, "--cache-size", "64M", "--max-nodes", str(MAX_NODES)) as mnt:
+        held = open(mnt / "d00" / "f0001.dat", "rb")  # a file open while its folder is dropped
+        inos = {}
+        for d in range(SOURCE_FOLDERS):
+            folder = mnt / f"d{d:02d}"
+            names = os.listdir(folder)
+            assert names == sorted(os.listdir(src / folder.name))
+            inos[folder.name] = {name: os.lstat(folder / name).st_ino for name in names}
+        walked = stats(mnt)
+        again = {entry.name: entry.inode() for entry in os.scandir(mnt / "d00")}  # readdir's numbers
+        relisted = stats(mnt)
+        stat_inos = {name: os.lstat(mnt / "d00" / name).st_ino for name in again}
+        with held:
+            first_line = held.readline()
+        spec_folder = os.listdir(mnt / "d00" / "s0010.spec")
+        peak = memory_kib(mount_pid(mnt)) << 10
+    listings = walked["source_listings"]
+    # (a) the listings held stay under the bound: each entry weighs at least one node
+    assert listings["held_entries"] <= MAX_NODES < SOURCE_FOLDERS * PER_FOLDER
+    assert listings["listings"] == SOURCE_FOLDERS + 1  # every folder listed once: no rebuild while walking
+    assert listings["drops"] >= SOURCE_FOLDERS - MAX_NODES // PER_FOLDER
+    assert walked["live_nodes"]["peak"] <= MAX_NODES
+    assert peak < BOUND, f"peak RSS {peak >> 20} MiB, bound {BOUND >> 20} MiB"
+    # (b) the folder dropped first lists the same names and inode numbers again
+    assert list(again) == sorted(os.listdir(src / "d00"))
+    assert again == inos["d00"] == stat_inos
+    assert first_line == b"plain file 0 1\n"
+    assert spec_folder == ["1.1"]
+    # (c) it was built again (it had been dropped) and opened none of its files to do so
+    assert relisted["source_listings"]["listings"] == listings["listings"] + 1
+    assert relisted["file_kinds"]["sniffs"] == walked["file_kinds"]["sniffs"] == SOURCE_FOLDERS * PER_FOLDER
