@@ -69,3 +69,24 @@ def test_large_texts_are_kept_under_one_budget(monkeypatch: pytest.MonkeyPatch) 
     assert files[2].size == 4000 and made == [0, 1, 2, 0]  # the size is kept: no recomputation
     assert nodes.TEXTS.currsize <= 10_000
 
+
+
+def test_folders_on_the_walked_path_are_kept_while_a_build_below_them_passes_the_bound(
+        live: LiveFolders) -> None:
+    """A folder larger than the whole budget (a source folder of many files) is not
+    dropped each time a sub-folder of it is built: the walk's path is kept; the other
+    folders still go, least recently used first."""
+    builds: list[str] = []
+    subs = {f"s{k}": folder(f"s{k}", 100, builds) for k in range(3)}
+
+    def load() -> Mapping[str, Node]:
+        builds.append("big")
+        return {**{f"f{i}": BytesFile(make_ino("big", i), 0, b"x") for i in range(300)}, **subs}
+
+    big = Directory(make_ino("big"), 0, load)
+    root = Directory(make_ino("root"), 0, lambda: {"big": big})
+    for k in range(3):
+        assert nodes.walk(root, ["big", f"s{k}", "f1"]).read(0, 10) == f"s{k}/1\n".encode()  # type: ignore[attr-defined]
+    assert builds == ["big", "s0", "s1", "s2"]  # big was built once
+    assert subs["s0"]._children is None and subs["s1"]._children is None  # the others were dropped
+    assert live.total == 300 + 100  # big (its 300 files; its folders were made before), s2

@@ -78,6 +78,8 @@ class Access:
 
 
 _made = threading.local()  # nodes made by this thread (``count``), to weigh a folder's build
+#: the folders on the path this thread is walking (``path``): never dropped for a build below them
+_walking = threading.local()
 
 
 def _made_count() -> int:
@@ -222,15 +224,22 @@ class LiveFolders:
 
     def add(self, folder: Droppable, weight: int) -> None:
         """Count a new build; drop the least recently used others while over budget
-        (outside every lock but a folder's own, taken without waiting)."""
-        victims = []
+        (outside every lock but a folder's own, taken without waiting). The folders on
+        the path being walked to this build are kept: a folder larger than the budget
+        (a source folder of 100,000 files) is not dropped for each data file opened in it."""
+        keep = getattr(_walking, "path", ())
+        victims: list[Droppable] = []
         with self._lock:
             self.total += weight - self._lru.pop(folder, 0)
             self._lru[folder] = weight
-            while self.total > self.budget and len(self._lru) > 1:
-                victim, w = self._lru.popitem(last=False)
-                self.total -= w
-                victims.append(victim)
+            for victim, w in self._lru.items():  # least recently used first
+                if self.total <= self.budget:
+                    break
+                if victim is not folder and not any(victim is k for k in keep):
+                    victims.append(victim)
+                    self.total -= w
+            for victim in victims:
+                del self._lru[victim]
             self.peak = max(self.peak, self.total)
         for victim in victims:  # one that is busy (being rebuilt) counts again when its build ends
             self.drops += victim.drop()
@@ -415,10 +424,16 @@ class Entries(dict[str, Node]):
 def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
     """Follow path components from ``root`` (no symlink resolution, like the kernel)."""
     node: Node = root
-    for part in parts:
-        if not isinstance(node, Directory):
-            raise NotADirectory(part)
-        node = node.child(part)
+    path: list[Node] = [root]
+    outer, _walking.path = getattr(_walking, "path", ()), path
+    try:
+        for part in parts:
+            if not isinstance(node, Directory):
+                raise NotADirectory(part)
+            node = node.child(part)
+            path.append(node)
+    finally:
+        _walking.path = outer
     return node
 
 
@@ -427,9 +442,15 @@ def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[
     else ``default``. Backends never set access: the tree sets it on source nodes only."""
     node: Node = root
     access = root.current_access() or default
-    for part in filter(None, path.split("/")):
-        if not isinstance(node, Directory):
-            raise NotADirectory(part)
-        node = node.child(part)
-        access = node.current_access() or access
+    walked: list[Node] = [root]
+    outer, _walking.path = getattr(_walking, "path", ()), walked
+    try:
+        for part in filter(None, path.split("/")):
+            if not isinstance(node, Directory):
+                raise NotADirectory(part)
+            node = node.child(part)
+            walked.append(node)
+            access = node.current_access() or access
+    finally:
+        _walking.path = outer
     return node, access
