@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import pytest
 
 from vfs import nodes
@@ -90,3 +91,34 @@ def test_folders_on_the_walked_path_are_kept_while_a_build_below_them_passes_the
     assert builds == ["big", "s0", "s1", "s2"]  # big was built once
     assert subs["s0"]._children is None and subs["s1"]._children is None  # the others were dropped
     assert live.total == 300 + 100  # big (its 300 files; its folders were made before), s2
+
+
+def test_an_image_files_frame_index_and_metadata_weigh_with_its_folder(
+        live: LiveFolders, tmp_path: pytest.TempPathFactory) -> None:
+    """What an opened EDF stack holds besides nodes (its frame index, the per-frame motor
+    values) is weighed with the file's folder: two stacks whose nodes alone fit the
+    budget do not both stay once their metadata are built; dropped, one serves the same."""
+    from pathlib import Path
+
+    from tests.test_bounds import IMAGE, frame
+    from vfs.view import View
+
+    live.budget = 4000
+    src = Path(str(tmp_path))
+    names = " ".join(f"m{i}" for i in range(10))
+    for f in ("a.edf", "b.edf"):
+        (src / f).write_bytes(b"".join(frame(IMAGE, motor_mne=names, Image=k + 1,
+                                             motor_pos=" ".join(str(k * 10 + i) for i in range(10)))
+                                       for k in range(1000)))
+    view = View(src)
+    motors = "scan_0/instrument/positioners/m3.npy"
+    first = view.read(f"a.edf/{motors}")
+    folder_a = view.root.inner.child("a.edf")  # type: ignore[attr-defined]
+    view.listdir("a.edf")  # a's metadata are weighed at its next look-up
+    assert folder_a._inner is not None
+    view.read(f"b.edf/{motors}")
+    view.listdir("b.edf")  # b's index and metadata are weighed: a has to go
+    assert folder_a._inner is None
+    assert live.total <= live.budget
+    assert view.read(f"a.edf/{motors}") == first
+    assert np.load(view.open(f"a.edf/{motors}")).tolist() == [k * 10 + 3 for k in range(1000)]

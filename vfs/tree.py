@@ -343,6 +343,8 @@ class DataFolder(Directory):
         self._checked = time.monotonic()
         self._inner: Directory | None = None
         self._inner_lock = threading.Lock()
+        self._weight = 0  # of the build of the opened file's folder
+        self._counted = 0  # what the bound on built nodes counts for it (the build and what the file holds)
 
     def _check_source(self) -> None:
         now = time.monotonic()
@@ -383,8 +385,16 @@ class DataFolder(Directory):
                              f"{self.path}: cannot open as {self.backend.name}: {type(exc).__name__}: {exc}")
                     log.debug("traceback", exc_info=True)
                     return None
-        if weight:  # the file's index and top folder count in the bound on built nodes
-            nodes.LIVE.add(self, weight)
+        if weight:
+            self._weight = weight
+        # the file's index and top folder count in the bound on built nodes, and what the
+        # opened file holds besides nodes (an image file's frame index and metadata),
+        # weighed again when it changed
+        held = getattr(inner, "held_bytes", None)
+        counted = self._weight + (held() // NODE_BYTES if held is not None else 0)
+        if weight or counted != self._counted:
+            self._counted = counted
+            nodes.LIVE.add(self, counted)
         else:
             nodes.LIVE.touch(self)
         return inner

@@ -123,8 +123,9 @@ class ListingCache:
     def __init__(self, max_entries: int = LISTING_CACHE_ENTRIES) -> None:
         self.max_entries = max_entries
 
-    def listing(self, node: Directory) -> DirListing:
-        kids = node.children()
+    def listing(self, node: Directory, kids: Mapping[str, Node] | None = None) -> DirListing:
+        """The reply for ``kids`` (default: the folder's children now)."""
+        kids = node.children() if kids is None else kids
         kept = node.kept if isinstance(node, SourceDirectory) else None
         if kept is not None and kept[0] is kids and isinstance(kept[1], DirListing):
             return kept[1]
@@ -240,6 +241,10 @@ class View:
         if not isinstance(node, Directory):
             raise NotADirectory(f"{path}: not a folder")
         return self._listings.listing(node)
+
+    def listing_of(self, node: Directory, kids: Mapping[str, Node] | None = None) -> DirListing:
+        """As :meth:`listing`, for a folder node already found (and a snapshot of its children)."""
+        return self._listings.listing(node, kids)
 
     def listdir(self, path: str = "") -> list[str]:
         """Names in a folder, hidden ones (``.attrs.txt``) included, in the mount's order."""
