@@ -69,21 +69,25 @@ def test_walk_of_half_a_million_entries_stays_under_the_bound(tmp_path: Path, mo
 SOURCE_FOLDERS, PER_FOLDER, MAX_NODES = 20, 1000, 5000
 
 
-def write_source_tree(root: Path) -> None:
-    """``SOURCE_FOLDERS`` folders of ``PER_FOLDER`` files: every tenth a one-scan SPEC file
-    (shown as a folder), the others plain files of 5,000 bytes (sparse after a first line)."""
+def write_source_tree(root: Path, folders: int = SOURCE_FOLDERS, per_folder: int = PER_FOLDER,
+                      h5: bytes | None = None) -> None:
+    """``folders`` folders of ``per_folder`` files: every tenth a one-scan SPEC file (shown
+    as a folder), with ``h5`` every twentieth an HDF5 file of these bytes, the others plain
+    files of 5,000 bytes (sparse after a first line)."""
     spec = b"#F s\n#S 1 ascan\n#N 2\n#L a  b\n1 2\n"
-    for d in range(SOURCE_FOLDERS):
-        folder = root / f"d{d:02d}"
+    for d in range(folders):
+        folder = root / f"d{d:03d}"
         folder.mkdir(parents=True)
-        for i in range(PER_FOLDER):
+        for i in range(per_folder):
             if i % 10 == 0:
-                (folder / f"s{i:04d}.spec").write_bytes(spec)
-                continue
-            fd = os.open(folder / f"f{i:04d}.dat", os.O_WRONLY | os.O_CREAT, 0o644)
-            os.write(fd, f"plain file {d} {i}\n".encode())
-            os.ftruncate(fd, 5000)
-            os.close(fd)
+                (folder / f"s{i:05d}.spec").write_bytes(spec)
+            elif h5 is not None and i % 20 == 5:
+                (folder / f"h{i:05d}.h5").write_bytes(h5)
+            else:
+                fd = os.open(folder / f"f{i:05d}.dat", os.O_WRONLY | os.O_CREAT, 0o644)
+                os.write(fd, f"plain file {d} {i}\n".encode())
+                os.ftruncate(fd, 5000)
+                os.close(fd)
 
 
 def test_walk_of_source_files_drops_and_relists_folders_without_opening_files(
@@ -91,20 +95,20 @@ def test_walk_of_source_files_drops_and_relists_folders_without_opening_files(
     src = tmp_path / "src"
     write_source_tree(src)
     with mount(src, "--cache-size", "64M", "--max-nodes", str(MAX_NODES)) as mnt:
-        held = open(mnt / "d00" / "f0001.dat", "rb")  # a file open while its folder is dropped
+        held = open(mnt / "d000" / "f00001.dat", "rb")  # a file open while its folder is dropped
         inos = {}
         for d in range(SOURCE_FOLDERS):
-            folder = mnt / f"d{d:02d}"
+            folder = mnt / f"d{d:03d}"
             names = os.listdir(folder)
             assert names == sorted(os.listdir(src / folder.name))
             inos[folder.name] = {name: os.lstat(folder / name).st_ino for name in names}
         walked = stats(mnt)
-        again = {entry.name: entry.inode() for entry in os.scandir(mnt / "d00")}  # readdir's numbers
+        again = {entry.name: entry.inode() for entry in os.scandir(mnt / "d000")}  # readdir's numbers
         relisted = stats(mnt)
-        stat_inos = {name: os.lstat(mnt / "d00" / name).st_ino for name in again}
+        stat_inos = {name: os.lstat(mnt / "d000" / name).st_ino for name in again}
         with held:
             first_line = held.readline()
-        spec_folder = os.listdir(mnt / "d00" / "s0010.spec")
+        spec_folder = os.listdir(mnt / "d000" / "s00010.spec")
         peak = memory_kib(mount_pid(mnt)) << 10
     listings = walked["source_listings"]
     # (a) the listings held stay under the bound: each entry weighs at least one node
@@ -114,8 +118,8 @@ def test_walk_of_source_files_drops_and_relists_folders_without_opening_files(
     assert walked["live_nodes"]["peak"] <= MAX_NODES
     assert peak < BOUND, f"peak RSS {peak >> 20} MiB, bound {BOUND >> 20} MiB"
     # (b) the folder dropped first lists the same names and inode numbers again
-    assert list(again) == sorted(os.listdir(src / "d00"))
-    assert again == inos["d00"] == stat_inos
+    assert list(again) == sorted(os.listdir(src / "d000"))
+    assert again == inos["d000"] == stat_inos
     assert first_line == b"plain file 0 1\n"
     assert spec_folder == ["1.1"]
     # (c) it was built again (it had been dropped) and opened none of its files to do so
