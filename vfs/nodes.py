@@ -18,6 +18,7 @@ are rebuilt, with the same inode numbers, when next asked for. Texts computed on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -78,7 +79,7 @@ class Access:
 
 
 _made = threading.local()  # nodes made by this thread (``count``), to weigh a folder's build
-#: the folders on the path this thread is walking (``path``): never dropped for a build below them
+#: the folders this thread's current walk has used (``used``): never dropped for a build during it
 _walking = threading.local()
 
 
@@ -218,16 +219,24 @@ class LiveFolders:
         self._lock = threading.Lock()
 
     def touch(self, folder: Droppable) -> None:
+        used = getattr(_walking, "used", None)
+        if used is not None:
+            used.append(folder)
         with self._lock:
             if folder in self._lru:
                 self._lru.move_to_end(folder)
 
     def add(self, folder: Droppable, weight: int) -> None:
         """Count a new build; drop the least recently used others while over budget
-        (outside every lock but a folder's own, taken without waiting). The folders on
-        the path being walked to this build are kept: a folder larger than the budget
-        (a source folder of 100,000 files) is not dropped for each data file opened in it."""
-        keep = getattr(_walking, "path", ())
+        (outside every lock but a folder's own, taken without waiting). The folders the
+        current walk used (:func:`walk`, :func:`resolve`: the path to this build, with the
+        folders a data file's folder wraps) are kept, even past the budget: a folder larger
+        than the budget (a source folder of 100,000 files) is not dropped for each data
+        file opened in it, nor a file's frame list each time its index is weighed again."""
+        used = getattr(_walking, "used", None)
+        keep = () if used is None else used
+        if used is not None:
+            used.append(folder)
         victims: list[Droppable] = []
         with self._lock:
             self.total += weight - self._lru.pop(folder, 0)
@@ -424,17 +433,26 @@ class Entries(dict[str, Node]):
 def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
     """Follow path components from ``root`` (no symlink resolution, like the kernel)."""
     node: Node = root
-    path: list[Node] = [root]
-    outer, _walking.path = getattr(_walking, "path", ()), path
-    try:
+    with walking():
         for part in parts:
             if not isinstance(node, Directory):
                 raise NotADirectory(part)
             node = node.child(part)
-            path.append(node)
-    finally:
-        _walking.path = outer
     return node
+
+
+@contextlib.contextmanager
+def walking() -> Iterator[None]:
+    """Record the folders used from here to the end of the outermost walk of this thread
+    (see :meth:`LiveFolders.add`)."""
+    if getattr(_walking, "used", None) is not None:
+        yield
+        return
+    _walking.used = []
+    try:
+        yield
+    finally:
+        _walking.used = None
 
 
 def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[Node, Access | None]:
@@ -442,15 +460,10 @@ def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[
     else ``default``. Backends never set access: the tree sets it on source nodes only."""
     node: Node = root
     access = root.current_access() or default
-    walked: list[Node] = [root]
-    outer, _walking.path = getattr(_walking, "path", ()), walked
-    try:
+    with walking():
         for part in filter(None, path.split("/")):
             if not isinstance(node, Directory):
                 raise NotADirectory(part)
             node = node.child(part)
-            walked.append(node)
             access = node.current_access() or access
-    finally:
-        _walking.path = outer
     return node, access
