@@ -122,3 +122,27 @@ def test_an_image_files_frame_index_and_metadata_weigh_with_its_folder(
     assert live.total <= live.budget
     assert view.read(f"a.edf/{motors}") == first
     assert np.load(view.open(f"a.edf/{motors}")).tolist() == [k * 10 + 3 for k in range(1000)]
+
+
+def test_a_file_whose_index_and_frame_list_pass_the_bound_together_is_not_rebuilt_per_read(
+        live: LiveFolders, tmp_path: pytest.TempPathFactory) -> None:
+    """A single-file view of an EDF stack whose frame index and ``frames/`` list weigh
+    more than the budget together: the folders a look-up uses (the file's folder, the
+    folder it wraps, ``frames/``) are kept while it builds, so reads do not drop and
+    rebuild them in turn."""
+    from pathlib import Path
+
+    from tests.test_bounds import IMAGE, frame
+    from vfs.view import View
+
+    live.budget = 5000
+    path = Path(str(tmp_path)) / "stack.edf"
+    path.write_bytes(b"".join(frame(IMAGE + k, Image=k + 1) for k in range(2000)))
+    view = View(path)
+    assert len(view.listdir("frames")) == 4 * 2000
+    for k in range(3):  # what the file holds settles (its index, the metadata a frame's header makes)
+        assert np.load(view.open(f"frames/{k:04d}.npy")).tolist() == (IMAGE + k).tolist()
+    drops = live.drops
+    for k in range(100, 2000, 400):
+        assert np.load(view.open(f"frames/{k:04d}.npy")).tolist() == (IMAGE + k).tolist()
+    assert live.drops == drops

@@ -41,7 +41,7 @@ from vfs.cache import DEFAULT_BUDGET, ChunkCache
 from vfs.context import Context
 from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, Unreadable, VfsError
 from vfs.limits import LISTING_CACHE_ENTRIES
-from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk
+from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk, walking
 from vfs.tree import SourceDirectory, build_root
 
 #: symlinks followed in one lookup before ELOOP (the kernel's limit)
@@ -185,27 +185,28 @@ class View:
         done: list[str] = []
         node: Node = self.root
         hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part == "..":
-                done = done[:-1]
-                node = walk(self.root, done)
-                continue
-            if not isinstance(node, Directory):
-                raise NotADirectory(f"{'/'.join(done) or '/'}: not a folder")
-            child = node.child(part)
-            if isinstance(child, Symlink) and (todo or follow):
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links")
-                target = child.target_at("/".join([*done, part]))
-                if target.startswith("/") or "::" in target:
-                    raise NodeNotFound(f"{path}: dangling link to {target}")
-                todo = split(target) + todo
-                node = walk(self.root, done)
-                continue
-            done.append(part)
-            node = child
+        with walking():  # the folders used are kept while it builds (nodes.LIVE)
+            while todo:
+                part = todo.pop(0)
+                if part == "..":
+                    done = done[:-1]
+                    node = walk(self.root, done)
+                    continue
+                if not isinstance(node, Directory):
+                    raise NotADirectory(f"{'/'.join(done) or '/'}: not a folder")
+                child = node.child(part)
+                if isinstance(child, Symlink) and (todo or follow):
+                    hops += 1
+                    if hops > MAX_SYMLINKS:
+                        raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links")
+                    target = child.target_at("/".join([*done, part]))
+                    if target.startswith("/") or "::" in target:
+                        raise NodeNotFound(f"{path}: dangling link to {target}")
+                    todo = split(target) + todo
+                    node = walk(self.root, done)
+                    continue
+                done.append(part)
+                node = child
         return "/".join(done), node
 
     def stat(self, path: str, follow_symlinks: bool = False) -> Stat:
