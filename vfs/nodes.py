@@ -9,9 +9,10 @@ identity plus the object's address or path), so a remount shows the same numbers
 two names of one HDF5 object (a hard link) share one number.
 
 Memory stays bounded however much of the tree is walked: every folder whose children
-were built is kept in one LRU (:data:`LIVE`) weighted by the nodes its build made; past
-``limits.MAX_LIVE_NODES`` the folders used least recently drop their children, which
-are rebuilt, with the same inode numbers, when next asked for. Texts computed on demand
+were built is kept in one LRU (:data:`LIVE`) weighted by the nodes its build made and
+the bytes it declared holding (:func:`charge`); past ``limits.MAX_LIVE_NODES`` the
+folders used least recently drop their children, which are rebuilt, with the same inode
+numbers, when next asked for; the folders the current look-up uses are kept. Texts computed on demand
 (:class:`BytesFile`) above ``INLINE_TEXT`` bytes live in a byte-budgeted LRU
 (``limits.TEXT_CACHE_BYTES``) and are computed again after eviction.
 """
