@@ -434,11 +434,17 @@ class Entries(dict[str, Node]):
 def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
     """Follow path components from ``root`` (no symlink resolution, like the kernel)."""
     node: Node = root
-    with walking():
+    outer = getattr(_walking, "used", None)
+    if outer is None:  # the outermost walk of this thread (as walking(), inlined: every request walks)
+        _walking.used = []
+    try:
         for part in parts:
             if not isinstance(node, Directory):
                 raise NotADirectory(part)
             node = node.child(part)
+    finally:
+        if outer is None:
+            _walking.used = None
     return node
 
 
