@@ -114,7 +114,7 @@ def test_source_folders_are_dropped_under_the_node_bound_and_listed_again_withou
     (weighted by its entries); listed again it shows the same names and inode numbers,
     and takes each file's kind from the memo instead of opening it again."""
     from vfs import nodes, probing
-    from vfs.tree import listing_weight
+    from vfs.rescan import listing_weight
     from vfs.view import View
 
     budget = listing_weight(60) + 20

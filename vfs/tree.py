@@ -16,7 +16,6 @@ import os
 import stat
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 
 from vfs.context import Context
@@ -30,7 +29,7 @@ from vfs.nodes import ROOT_INO, Access, Directory, Entries, File, Node, Symlink,
 from vfs.passthrough import PassthroughFile
 from vfs.probing import KINDS, KindMemo, Probe, wait_all
 from vfs.identity import identity
-from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
+from vfs.rescan import LISTINGS, RESCANS, Listing, PendingFile, build_node, listing_weight, rescan
 
 STATS_NAME = ".vfs-stats"
 #: the largest share of time (CPU time of the rescan) a busy folder spends being rescanned ...
@@ -39,25 +38,6 @@ RESCAN_SHARE = 0.25
 RESCAN_MAX_WAIT = 4
 #: the memo's codes for files that are not data (a backend's code is its place in BACKENDS)
 PLAIN, PENDING = -1, -2
-#: source folders alive (listed or not), for the counters of ``.vfs-stats``
-_FOLDERS: weakref.WeakSet[SourceDirectory] = weakref.WeakSet()
-_FOLDERS_LOCK = threading.Lock()
-#: source folder listings built (first listings and rebuilds after a drop) and dropped
-SOURCE_COUNTS = {"listings": 0, "drops": 0}
-
-
-def listing_weight(entries: int) -> int:
-    """A source folder listing's weight in the bound on built nodes: a node per entry and
-    the rest of what an entry costs (``SOURCE_ENTRY_BYTES``)."""
-    return entries + entries * SOURCE_ENTRY_BYTES // NODE_BYTES
-
-
-def source_stats() -> dict[str, int]:
-    """Source folder listings built, dropped, held now, and the entries they hold."""
-    with _FOLDERS_LOCK:
-        folders = list(_FOLDERS)
-    held = [len(kids) for kids in (f._children for f in folders) if kids is not None]
-    return {**SOURCE_COUNTS, "held": len(held), "held_entries": sum(held)}
 
 
 class SourceDirectory(Directory):
@@ -70,7 +50,7 @@ class SourceDirectory(Directory):
     not in the listing is looked up in the source directly (one ``lstat``), so a file
     that just appeared is found before the rescan lists it.
 
-    The listing weighs :func:`listing_weight` in the bound on built nodes and is dropped
+    The listing weighs :func:`vfs.rescan.listing_weight` in the bound on built nodes and is dropped
     like any folder's; listed again, it takes each unchanged file's kind from the memo
     (``probing.KINDS``) without opening it, and the same inode numbers (hashed from the
     source's).
@@ -94,8 +74,7 @@ class SourceDirectory(Directory):
         self._found: dict[str, tuple[Node, float]] = {}
         #: what a client keeps with this listing (the view's readdir reply): (children, reply)
         self.kept: tuple[Mapping[str, Node], object] | None = None
-        with _FOLDERS_LOCK:
-            _FOLDERS.add(self)
+        LISTINGS.register(self)
 
     def children(self) -> Mapping[str, Node]:
         # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
@@ -113,8 +92,7 @@ class SourceDirectory(Directory):
             self._children = None
             self._listing = Listing()
             self.kept = None
-            with _FOLDERS_LOCK:
-                SOURCE_COUNTS["drops"] += 1
+            LISTINGS.count("drops")
         return if_free(self._lock, forget)
 
     def keep(self, children: Mapping[str, Node], reply: object) -> None:
@@ -211,8 +189,7 @@ class SourceDirectory(Directory):
                 inodes[entry.name] = entry.inode()
         self._listing = Listing.of(entries, inodes)
         charge(len(entries) * SOURCE_ENTRY_BYTES)
-        with _FOLDERS_LOCK:
-            SOURCE_COUNTS["listings"] += 1
+        LISTINGS.count("listings")
         return entries
 
     def child(self, name: str) -> Node:
@@ -433,7 +410,7 @@ class StatsFile(File):
         data["recent_reads"] = [list(r) for r in self.ctx.recent_reads]
         data["live_nodes"] = nodes.LIVE.stats()
         data["file_kinds"] = KINDS.stats()
-        data["source_listings"] = source_stats()
+        data["source_listings"] = LISTINGS.stats()
         data["source"] = self.ctx.source
         data["formats"] = sorted(self.ctx.formats)
         self._snapshot = json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"

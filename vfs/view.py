@@ -115,7 +115,7 @@ class ListingCache:
     that same object: a reader that lists a folder of 100,000 files again and again
     (``ls`` in a loop while frames arrive) costs a look-up, not 100,000 entries of
     Python work each time. It is dropped with the folder's listing and counted in its
-    weight (``tree.listing_weight``); a folder of more than ``LISTING_CACHE_ENTRIES``
+    weight (``rescan.listing_weight``); a folder of more than ``LISTING_CACHE_ENTRIES``
     entries keeps none. A data file's folder's listing is built per ``readdir``, so
     nothing here holds nodes the bound on built nodes (``nodes.LIVE``) has dropped.
     """
