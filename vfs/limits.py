@@ -99,8 +99,9 @@ LISTING_CACHE_ENTRIES = 1_000_000
 #: text, a source folder's listing) count one node per this many
 NODE_BYTES = 640
 #: memory of one source folder entry besides its node (the listing's name and inode maps,
-#: the kept readdir reply; measured: about 1.9 KB an entry in all, node included)
-SOURCE_ENTRY_BYTES = 1280
+#: the kept readdir reply; measured: about 620 bytes an entry in all for a plain file,
+#: 1,070 for a data file, node included)
+SOURCE_ENTRY_BYTES = 640
 #: files whose kind (data or plain) is remembered after their folder's listing is dropped,
 #: so a folder listed again opens none of its unchanged files (about 90 bytes each)
 PROBE_MEMO_ENTRIES = 1 << 19
