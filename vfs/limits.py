@@ -92,7 +92,8 @@ STORED_CHUNK_SLACK = 1 << 20
 #: chunks of one HDF5 dataset whose file offsets are kept in memory (about 250 bytes
 #: each) for reads outside h5py; a dataset with more is read through h5py instead
 MAX_CHUNK_INDEX = 1 << 18
-#: entries of folder listings kept ready for readdir, all folders together (about 24 bytes each)
+#: entries of a source folder whose readdir reply is kept with its listing (about 56 bytes
+#: each, counted in the listing's weight); a larger folder's reply is made per listing
 LISTING_CACHE_ENTRIES = 1_000_000
 #: memory one built node is counted as in the bound on built nodes (measured: about 630
 #: bytes for a SPEC column's files); bytes a build holds besides its nodes (a SPEC scan's
