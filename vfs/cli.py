@@ -38,6 +38,13 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
+def positive_int(text: str) -> int:
+    """A count of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
 def parse_options(values: list[str]) -> dict[str, object]:
     """``-o allow_other,max_read=131072`` -> {"allow_other": True, "max_read": "131072"}."""
     out: dict[str, object] = {}
@@ -80,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let files pull in bytes from DIR, outside SOURCE (HDF5 external storage and "
                         "virtual-dataset sources, EDF_BinaryFileName); repeatable. Without it such data "
                         "are listed and reading them gives 'Permission denied'")
-    m.add_argument("--max-nodes", type=int, default=MAX_LIVE_NODES, metavar="N",
+    m.add_argument("--max-nodes", type=positive_int, default=MAX_LIVE_NODES, metavar="N",
                    help="built entries kept in memory, weighted by what they hold (default "
                         f"{MAX_LIVE_NODES}, about {MAX_LIVE_NODES * NODE_BYTES >> 20} MB); beyond, the folders "
                         "used least recently are dropped and built again when next looked at")
