@@ -37,9 +37,11 @@ class ChunkCache:
         self.misses = 0
         self.loads: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=32)
+        self.parts: Counter[str] = Counter()  # chunks decoded in part (not cached), per object
+        self.part_bytes = 0
         self._loading: dict[Hashable, threading.Event] = {}
 
-    def get(self, key: Hashable, load: Callable[[], np.ndarray | bytes], label: str = "") -> Any:
+    def get(self, key: Hashable, load: Callable[[], Any], label: str = "") -> Any:
         """Return the cached value for ``key``, calling ``load`` (outside the cache lock)
         on a miss. Threads that miss the same key while it loads wait for that one load
         instead of decoding the chunk again."""
@@ -77,6 +79,14 @@ class ChunkCache:
                 self._loading.pop(key, None)
             pending.set()
 
+    def count_part(self, label: str, nbytes: int) -> None:
+        """Count a chunk decoded in part for one read (see ``ChunkedSource.load_part``)."""
+        with self._lock:
+            if label not in self.parts and len(self.parts) >= MAX_COUNTER_KEYS:
+                del self.parts[next(iter(self.parts))]
+            self.parts[label] += 1
+            self.part_bytes += nbytes
+
     def has(self, key: Hashable) -> bool:
         """Whether ``key`` is cached or being loaded (no counters change)."""
         with self._lock:
@@ -101,6 +111,8 @@ class ChunkCache:
                 "hits": self.hits,
                 "misses": self.misses,
                 "chunk_loads": dict(self.loads),
+                "part_loads": dict(self.parts),
+                "part_bytes": self.part_bytes,
                 "recent_loads": list(self.recent),
             }
 

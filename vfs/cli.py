@@ -150,6 +150,17 @@ def tame_malloc() -> None:
         libc.mallopt(-8, 1)  # M_ARENA_MAX: freed chunk buffers are reused, not parked per thread
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
+    # NumPy asks for transparent huge pages on arrays of 4 MiB and more (decoded chunks):
+    # each then faults in as 2 MiB pages zeroed by the kernel, which was an eighth of the
+    # mount's CPU while streaming bitshuffle data (perf, docs/benchmarks.md); small pages
+    # of the malloc heap are reused instead. NUMPY_MADVISE_HUGEPAGE=1 keeps NumPy's way.
+    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
+        try:
+            from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
+
+            _set_madvise_hugepage(False)
+        except ImportError:  # a NumPy without it
+            pass
 
 
 def cmd_mount(args: argparse.Namespace) -> int:

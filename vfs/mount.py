@@ -261,6 +261,18 @@ class VfsOperations(fuse.Operations):
             self.recent_reads.append((path, offset, size))
         return node.read_buffer(offset, size)
 
+    @guarded
+    def read_into(self, path: str, offset: int, dest: np.ndarray) -> int | None:
+        """As :meth:`read`, written straight into ``dest`` (libfuse's reply buffer) where
+        the file can (:meth:`File.read_into`); None otherwise."""
+        node = self.node(path)
+        if not isinstance(node, File):
+            raise fuse.FuseOSError(errno.EISDIR)
+        n = node.read_into(offset, dest)
+        if n is not None and node.cacheable:
+            self.recent_reads.append((path, offset, dest.size))
+        return n
+
     def release(self, path: str, fh: Any) -> int:
         return 0
 
@@ -315,8 +327,14 @@ class VfsFUSE(fuse.FUSE):  # type: ignore[misc]
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         fh = fip.contents if self.raw_fi else fip.contents.fh
-        data = self.operations.read(None if path is None else path.decode(self.encoding, self.errors),
-                                    size, offset, fh)
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        address = ctypes.cast(buf, ctypes.c_void_p).value
+        if size and address:  # array bytes land in libfuse's buffer directly: one copy fewer
+            dest = np.frombuffer((ctypes.c_char * size).from_address(address), np.uint8)  # type: ignore[call-overload]
+            n = self.operations.read_into(decoded, offset, dest)
+            if n is not None:
+                return int(n)
+        data = self.operations.read(decoded, size, offset, fh)
         if isinstance(data, np.ndarray):
             n = min(data.nbytes, size)
             if n:

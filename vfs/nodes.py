@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from cachetools import LRUCache
 
@@ -297,6 +297,11 @@ class File(Node):
     def read_buffer(self, offset: int, size: int) -> bytes | memoryview | object:
         """As :meth:`read`; may return a uint8 numpy array to spare the FUSE adapter a copy."""
         return self.read(offset, size)
+
+    def read_into(self, offset: int, dest: Any) -> int | None:
+        """Write the bytes from ``offset`` into ``dest`` (a writable uint8 buffer of the
+        size asked for) and return how many, or None: then :meth:`read_buffer` serves."""
+        return None
 
     @property
     def cacheable(self) -> bool:
