@@ -258,7 +258,8 @@ def decodes(mnt: Path) -> int | None:
 
     try:
         stats = json.loads((mnt / ".vfs-stats").read_text())
-        return int(sum(stats["chunk_loads"].values()))
+        # whole chunks only: not the block layouts kept for reads of parts of chunks
+        return int(sum(n for label, n in stats["chunk_loads"].items() if not label.endswith(" blocks")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

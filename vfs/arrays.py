@@ -31,7 +31,7 @@ import numpy as np
 from vfs.cache import ChunkCache
 from vfs.errors import Unreadable, VfsError
 from vfs.identity import SourceIdentity
-from vfs.logutil import log_once
+from vfs.logutil import log, log_once
 from vfs.selection import Index, chunks_of_box, flat_boxes, overlap, strides_of
 
 
@@ -57,6 +57,10 @@ def in_worker() -> bool:
 #: bytes a run of back-to-back reads must cover before the prefetcher starts: more than
 #: the mount's read-ahead window (1 MiB), which one page fault may read as several requests
 STREAM_MIN = 2 << 20
+#: a read that is not part of a stream decodes only the blocks it needs of a chunk it
+#: needs at most this share of (1/4), where the chunk's filters allow it; more than
+#: that, and the whole chunk is decoded and cached
+PART_SHARE = 4
 #: pieces of a read this close in the file are read by one call (the gap read and dropped)
 MERGE_GAP = 16 << 10
 #: a per-thread scratch buffer up to this size is kept for the next read
@@ -123,12 +127,16 @@ class ArraySource:
         """Write the box ``start``/``extent`` of the array into ``out``."""
         raise NotImplementedError
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
-        """Elements ``[a, b)`` of the array in C order, as a 1-D array."""
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Elements ``[a, b)`` of the array in C order, as a 1-D array: ``out`` (of the
+        clipped range's length) when given, so a read lands in the caller's buffer."""
         a, b = max(a, 0), min(b, self.size)
         if a >= b:
             return np.empty(0, self.dtype)
-        out = np.zeros(b - a, self.dtype) if self.dtype.names else np.empty(b - a, self.dtype)
+        if out is None:
+            out = np.zeros(b - a, self.dtype) if self.dtype.names else np.empty(b - a, self.dtype)
+        elif self.dtype.names:
+            out[...] = np.zeros((), self.dtype)
         pos = 0
         for start, extent in flat_boxes(self.shape, a, b):
             n = math.prod(extent)
@@ -155,6 +163,15 @@ class ArraySource:
         return self.read_flat(0, self.size).reshape(self.shape)
 
 
+def placed(got: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``got``, or ``out`` holding a copy of it: for sources whose reads make their own
+    array, under :meth:`ArraySource.read_flat`'s ``out`` contract."""
+    if out is None:
+        return got
+    out[...] = got
+    return out
+
+
 class MemorySource(ArraySource):
     """An array that is already in memory."""
 
@@ -166,8 +183,8 @@ class MemorySource(ArraySource):
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
         out[...] = self.array[tuple(slice(s, s + e) for s, e in zip(start, extent))]
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
-        return self.array.reshape(-1)[max(a, 0) : b]
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        return placed(self.array.reshape(-1)[max(a, 0) : b], out)
 
 
 class ChunkedSource(ArraySource):
@@ -180,6 +197,8 @@ class ChunkedSource(ArraySource):
     #: whether the chunks of one request are decoded in parallel on the pool (for
     #: decoders that release the GIL; pointless for a source serialised by a lock)
     parallel = False
+    #: whether :meth:`load_part` can decode part of a chunk (see :data:`PART_SHARE`)
+    partial = False
 
     def __init__(
         self,
@@ -201,7 +220,7 @@ class ChunkedSource(ArraySource):
         # reader crosses before it needs new chunks)
         self._row = math.prod(self.chunks[:1]) * math.prod(self.shape[1:]) if self.shape else 1
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class. For a parallel source, the chunks of this read that nobody
         has yet are submitted to the decode pool first (all but one, which this thread
         decodes itself). A read that continues the previous one then also submits the
@@ -218,8 +237,15 @@ class ChunkedSource(ArraySource):
         pending: dict[Index, Future[np.ndarray]] = {}
         touched = list(dict.fromkeys(index for start, extent in flat_boxes(self.shape, a, b)
                                      for index in chunks_of_box(start, extent, self.chunks)))
+        parts: dict[Index, tuple[int, int, Future[Part] | None]] = {}
         if self.parallel and b > a:
             missing = [index for index in touched if not self.cache.has(self.chunk_key(index))]
+            if self.partial and not sequential and missing:
+                # a page fault's read-around: of a chunk nobody has, decode the blocks it needs
+                spans = self._spans(a, b, set(missing))
+                parts = {index: (lo, hi, _POOL.submit(self._part, index, lo, hi) if k else None)
+                         for k, (index, (lo, hi)) in enumerate(spans.items())}
+                missing = [index for index in missing if index not in parts]
             pending = {index: _POOL.submit(self.chunk, index) for index in missing[1:]}
         if sequential and b < self.size:
             # ahead: the next two such reads, and for parallel decoders a quarter of a
@@ -228,16 +254,52 @@ class ChunkedSource(ArraySource):
             ahead = max(2 * (b - a), self._row // 4 if self.parallel else 0)
             room = min(self.cache.budget // 4, self.cache.budget // 2 - len(touched) * self._chunk_bytes)
             self._prefetch(b, min(self.size, b + ahead), room)
-        _local.pending = pending
+        _local.pending, _local.parts = pending, parts
         try:
-            out = super().read_flat(a, b)
+            out = super().read_flat(a, b, out)
         finally:
-            _local.pending = None
+            _local.pending = _local.parts = None
         if sequential and self.parallel:
             # two reads back: the kernel sends a stream's reads on several threads at once,
             # so the read just before this one may still be copying out its chunks
             self._drop_finished(max(a - 3 * (b - a), 0), max(a - 2 * (b - a), 0))
         return out
+
+    def _spans(self, a: int, b: int, wanted: set[Index]) -> dict[Index, tuple[int, int]]:
+        """For the chunks in ``wanted`` that elements ``[a, b)`` need at most
+        1/:data:`PART_SHARE` of: chunk index -> the range ``[lo, hi)`` of the chunk's
+        elements (C order in the full chunk shape, as stored) holding them."""
+        strides = strides_of(self.chunks)
+        spans: dict[Index, tuple[int, int]] = {}
+        for start, extent in flat_boxes(self.shape, a, b):
+            for index in chunks_of_box(start, extent, self.chunks):
+                if index in wanted:
+                    _, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
+                    lo = sum(sl.start * st for sl, st in zip(in_chunk, strides))
+                    hi = sum((sl.stop - 1) * st for sl, st in zip(in_chunk, strides)) + 1
+                    old = spans.get(index, (lo, hi))
+                    spans[index] = (min(lo, old[0]), max(hi, old[1]))
+        limit = math.prod(self.chunks) // PART_SHARE
+        return {index: span for index, span in spans.items() if span[1] - span[0] <= limit}
+
+    def _part(self, index: Index, lo: int, hi: int) -> Part:
+        """:meth:`load_part`, counted; None where the chunk must be decoded whole."""
+        try:
+            got = self.load_part(index, lo, hi)
+        except (Deferred, Unreadable):
+            raise
+        except Exception as exc:  # the whole-chunk path decides what this chunk reads as
+            log.debug("%s: part of chunk %s decoded whole: %s", self.label, index, exc)
+            return None
+        if got is not None:
+            self.cache.count_part(self.label, got[1].nbytes)
+        return got
+
+    def load_part(self, index: Index, lo: int, hi: int) -> Part:
+        """Elements ``[lo, hi)`` of chunk ``index`` (C order in the full chunk shape) or
+        more, as ``(first, flat)``: ``flat`` holds the chunk's elements from ``first``
+        on. None where only the whole chunk can be decoded."""
+        return None
 
     def _drop_finished(self, a: int, b: int) -> None:
         """Drop the chunks of elements ``[a, b)`` whose last element is before ``b``.
@@ -297,7 +359,10 @@ class ChunkedSource(ArraySource):
             out[in_box] = data[key]
 
         pending: dict[Index, Future[np.ndarray]] = getattr(_local, "pending", None) or {}
+        parts: dict[Index, tuple[int, int, Future[Part] | None]] = getattr(_local, "parts", None) or {}
         for index in chunks_of_box(start, extent, self.chunks):
+            if index in parts and self._put_part(index, parts, start, extent, out):
+                continue
             future = pending.get(index)
             if future is None:
                 put(index, self.chunk(index))
@@ -307,6 +372,37 @@ class ChunkedSource(ArraySource):
             except Deferred:  # to be loaded by this thread (see Deferred)
                 data = self.chunk(index)
             put(index, data)
+
+
+    def _put_part(self, index: Index, parts: dict[Index, tuple[int, int, Future[Part] | None]],
+                  start: Index, extent: Index, out: np.ndarray) -> bool:
+        """Copy the box's share of chunk ``index`` from its decoded part (decoded here if
+        no pool thread has it, once for all the boxes of the read); False when the part
+        could not be decoded (the caller takes the whole chunk)."""
+        lo, hi, future = parts[index]
+        try:
+            got = future.result() if future is not None else None
+        except Deferred:
+            future = None
+        if future is None:
+            got = self._part(index, lo, hi)
+            done: Future[Part] = Future()
+            done.set_result(got)
+            parts[index] = (lo, hi, done)
+        if got is None:
+            return False
+        first, flat = got
+        in_box, in_chunk = overlap(start, extent, index, self.chunks, self.shape)
+        strides = strides_of(self.chunks)
+        corner = sum(sl.start * st for sl, st in zip(in_chunk, strides)) - first
+        shape = tuple(sl.stop - sl.start for sl in in_chunk)
+        out[in_box] = np.lib.stride_tricks.as_strided(
+            flat[corner:], shape, tuple(st * flat.itemsize for st in strides), writeable=False)
+        return True
+
+
+#: a decoded part of a chunk: (first element, the chunk's elements from there on)
+Part = tuple[int, np.ndarray] | None
 
 
 class RawSource(ArraySource):
@@ -356,13 +452,13 @@ class RawSource(ArraySource):
         if self.identity is not None:
             self.identity.check_fd(fd, self.label)
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class, with the file opened once for all the pieces of this read."""
         if getattr(_local, "fd", None) is not None:
-            return super().read_flat(a, b)
+            return super().read_flat(a, b, out)
         _local.fd = self._open()
         try:
-            out = super().read_flat(a, b)
+            out = super().read_flat(a, b, out)
             self._check(_local.fd)
             return out
         finally:
@@ -403,6 +499,18 @@ class RawSource(ArraySource):
             last = sum((s.stop - 1) * st for s, st in zip(in_chunk, self._chunk_strides))
             pieces.append((base + first * isz, (last - first + 1) * isz,
                            tuple(s.stop - s.start for s in in_chunk), in_box))
+        # a piece that is one run in the file and in ``out`` (contiguous data, whole rows
+        # of a chunk) is read straight into ``out``: with the FUSE reply buffer as
+        # ``out``, the kernel's copy is the only one
+        rest = []
+        for piece in pieces:
+            box: tuple[Any, ...] = (*piece[3], Ellipsis)  # a view, also of a 0-d box
+            target = out[box]
+            if piece[1] == target.nbytes and target.flags.c_contiguous:
+                self._preadv(target.reshape(-1).view(np.uint8), piece[0])
+            else:
+                rest.append(piece)
+        pieces = rest
         if not pieces:
             return
         pieces.sort(key=lambda piece: piece[0])

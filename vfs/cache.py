@@ -5,6 +5,11 @@ Keys are ``(source identity, object name, chunk index)`` where the source identi
 stale chunks are never served; old ones simply age out. Counters (hits, misses, chunk
 loads per object) are what tests and benchmarks use to prove a read touched only the
 chunks it needed.
+
+``--cache-size`` is the budget of everything a walk can make grow that this process
+keeps for speed: shares of it go to other byte-budgeted tables (``share``: a cache of
+its own, such as HDF5 chunk offset tables) and to memory held elsewhere whose worst case
+is known (``reserve``: open HDF5 files); decoded chunks get the rest.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ class ChunkCache:
     """Decoded chunks (numpy arrays or bytes) under a total byte budget."""
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
-        #: the whole budget; reservations and parts are taken out of it
+        #: the whole budget; reservations and shares are taken out of it
         self.total = budget
         self.reserved: dict[str, int] = {}
-        self.parts: dict[str, ChunkCache] = {}
+        self.shares: dict[str, ChunkCache] = {}
         self.reports: dict[str, Callable[[], Any]] = {}
         self._lru: LRUCache[Hashable, Any] = LRUCache(maxsize=max(budget, 1), getsizeof=_nbytes)
         self._lock = threading.Lock()
@@ -44,6 +49,8 @@ class ChunkCache:
         self.peak = 0
         self.loads: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=32)
+        self.parts: Counter[str] = Counter()  # chunks decoded in part (not cached), per object
+        self.part_bytes = 0
         self._loading: dict[Hashable, threading.Event] = {}
 
     @property
@@ -58,16 +65,16 @@ class ChunkCache:
             self.reserved[name] = nbytes
             self._trim()
 
-    def part(self, name: str, budget: int) -> ChunkCache:
+    def share(self, name: str, budget: int) -> ChunkCache:
         """A cache of its own with ``budget`` bytes, reserved out of this one (made once
         per name and budget)."""
         with self._lock:
-            part = self.parts.get(name)
-            if part is None or part.total != budget:
-                part = self.parts[name] = ChunkCache(budget)
+            share = self.shares.get(name)
+            if share is None or share.total != budget:
+                share = self.shares[name] = ChunkCache(budget)
             self.reserved[name] = budget
             self._trim()
-        return part
+        return share
 
     def report(self, name: str, counters: Callable[[], Any]) -> None:
         """Add ``counters()`` to :meth:`stats` under ``name`` (a table kept elsewhere)."""
@@ -123,6 +130,14 @@ class ChunkCache:
                 self._loading.pop(key, None)
             pending.set()
 
+    def count_part(self, label: str, nbytes: int) -> None:
+        """Count a chunk decoded in part for one read (see ``ChunkedSource.load_part``)."""
+        with self._lock:
+            if label not in self.parts and len(self.parts) >= MAX_COUNTER_KEYS:
+                del self.parts[next(iter(self.parts))]
+            self.parts[label] += 1
+            self.part_bytes += nbytes
+
     def has(self, key: Hashable) -> bool:
         """Whether ``key`` is cached or being loaded (no counters change)."""
         with self._lock:
@@ -139,7 +154,7 @@ class ChunkCache:
 
     def stats(self) -> dict[str, Any]:
         """Counters as plain data (served to users as ``.vfs-stats``): ``budget`` is
-        the decoded chunks' share of ``cache_size``; ``parts`` and ``reserved`` the rest."""
+        the decoded chunks' share of ``cache_size``; ``shares`` and ``reserved`` the rest."""
         with self._lock:
             data: dict[str, Any] = {
                 "cache_size": self.total,
@@ -151,17 +166,19 @@ class ChunkCache:
                 "hits": self.hits,
                 "misses": self.misses,
                 "chunk_loads": dict(self.loads),
+                "part_loads": dict(self.parts),
+                "part_bytes": self.part_bytes,
                 "recent_loads": list(self.recent),
             }
-            parts = dict(self.parts)
+            shares = dict(self.shares)
             reports = dict(self.reports)
-        data["parts"] = {name: part.summary() for name, part in parts.items()}
+        data["shares"] = {name: share.summary() for name, share in shares.items()}
         for name, counters in reports.items():  # outside the lock: they may take others
             data[name] = counters()
         return data
 
     def summary(self) -> dict[str, int]:
-        """The byte and load counters alone (a part's figures in its parent's stats)."""
+        """The byte and load counters alone (a share's figures in its parent's stats)."""
         with self._lock:
             return {"budget": self.budget, "bytes": self.currsize, "peak_bytes": self.peak,
                     "entries": len(self._lru), "hits": self.hits, "misses": self.misses, "loads": self.load_count}

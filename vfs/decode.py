@@ -32,6 +32,7 @@ Nothing decodes to more than the chunk's declared size (``out=`` sizes everywher
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,53 @@ class Step:
     filter_id: int
     decode: Callable[[Buffer, int | None], Buffer]
     keeps_size: bool
+    #: for filters whose stored chunk is a run of independent blocks (bitshuffle): where
+    #: the blocks are, and how a run of them decodes alone
+    blocked: BlockCodec | None = None
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Where the independently decodable blocks of one stored chunk are.
+
+    Block ``k < full`` holds elements ``[k * block, (k + 1) * block)`` and is stored at
+    bytes ``[starts[k], starts[k + 1])``; unit ``full`` is the tail (a shorter block and
+    the last elements, possibly empty) up to ``starts[full + 1]``, the stored size."""
+
+    itemsize: int
+    block: int
+    count: int
+    starts: np.ndarray
+
+    @property
+    def full(self) -> int:
+        return self.count // self.block
+
+    @property
+    def nbytes(self) -> int:  # for the chunk cache's byte budget
+        return int(self.starts.nbytes) + 64
+
+    def units(self, lo: int, hi: int) -> tuple[int, int]:
+        """The first and last unit holding decoded bytes ``[lo, hi)``."""
+        first = lo // self.itemsize // self.block
+        last = min((-(-hi // self.itemsize) - 1) // self.block, self.full)
+        return first, last
+
+    def elements(self, first: int, last: int) -> int:
+        """Elements decoded from units ``first..last``."""
+        return (self.count if last >= self.full else (last + 1) * self.block) - first * self.block
+
+
+class BlockCodec:
+    """Interface of a filter whose stored chunk is a run of independent blocks."""
+
+    def blocks(self, stored: Buffer, size: int) -> Blocks:
+        """The block layout of a stored chunk of ``size`` decoded bytes."""
+        raise NotImplementedError
+
+    def decode_run(self, piece: Buffer, layout: Blocks, first: int, last: int) -> np.ndarray:
+        """Units ``first..last`` decoded from their stored bytes ``piece``."""
+        raise NotImplementedError
 
 
 def _sized(data: Buffer, size: int | None, what: str) -> Buffer:
@@ -95,13 +143,18 @@ def _deflate(data: Buffer, size: int | None) -> Buffer:
 
 
 def _unshuffle(itemsize: int) -> Callable[[Buffer, int | None], Buffer]:
+    native = _UINT.get(itemsize) if imagecodecs is not None else None
+
     def decode(data: Buffer, size: int | None) -> Buffer:
         raw = np.frombuffer(data, np.uint8)
         n = raw.size // itemsize
         if itemsize <= 1 or n <= 1:
             return raw
         out = np.empty(raw.size, np.uint8)
-        out[: n * itemsize].reshape(n, itemsize)[...] = raw[: n * itemsize].reshape(itemsize, n).T
+        if native is not None:  # SIMD, about 4x NumPy's transpose (measured in docs/benchmarks.md)
+            imagecodecs.byteshuffle_decode(raw[: n * itemsize].view(native), out=out[: n * itemsize].view(native))
+        else:
+            out[: n * itemsize].reshape(n, itemsize)[...] = raw[: n * itemsize].reshape(itemsize, n).T
         out[n * itemsize :] = raw[n * itemsize :]  # HDF5 leaves a partial element as it is
         return out
     return decode
@@ -187,32 +240,91 @@ def _blosc2(data: Buffer, size: int | None) -> Buffer:
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def _bitshuffle(cd: tuple[int, ...]) -> Callable[[Buffer, int | None], Buffer] | None:
+class _Bitshuffle(BlockCodec):
+    """The bitshuffle filter (none, LZ4 or Zstd inside), decoded by the ``bitshuffle``
+    package.
+
+    A stored chunk is blocks of ``block`` elements, each bit-transposed on its own (and,
+    with LZ4 or Zstd, compressed on its own behind a 4-byte big-endian size, after a
+    12-byte header of total bytes and block bytes), then at most one shorter block (a
+    multiple of 8 elements) and the last ``n % 8`` elements as they are. A run of whole
+    blocks, or the blocks from any one to the end, is a valid stream of its own."""
+
+    def __init__(self, elem: int, block: int, comp: int) -> None:
+        self.elem, self.comp = elem, comp
+        self.dtype = np.dtype(_UINT[elem])
+        self.block = block or _default_block(elem)  # uncompressed chunks: from the filter's data
+
+    def _header(self, raw: np.ndarray, size: int | None) -> tuple[int, int]:
+        """(elements, block elements) of a compressed chunk."""
+        if raw.size < 12:
+            raise DecodeError("bitshuffle: chunk shorter than its header")
+        total, block_bytes = struct.unpack_from(">QI", raw.data, 0)
+        if (size is not None and total != size) or total > MAX_CHUNK_BYTES or total % self.elem:
+            raise DecodeError(f"bitshuffle: header says {total} bytes, expected {size}")
+        block = block_bytes // self.elem
+        if block_bytes % self.elem or block <= 0 or block % 8:
+            raise DecodeError(f"bitshuffle: block of {block_bytes} bytes")
+        return total // self.elem, block
+
+    def _run(self, raw: np.ndarray, count: int, block: int) -> np.ndarray:
+        if self.comp == 0:
+            out = bitshuffle.bitunshuffle(raw.view(self.dtype), block)
+        else:
+            fn = bitshuffle.decompress_lz4 if self.comp == 2 else bitshuffle.decompress_zstd
+            out = fn(raw, (count,), self.dtype, block)
+        return np.ascontiguousarray(out).view(np.uint8).reshape(-1)
+
+    def decode(self, data: Buffer, size: int | None) -> Buffer:
+        raw = np.frombuffer(data, np.uint8)
+        if self.comp == 0:
+            if raw.size % self.elem:
+                raise DecodeError("bitshuffle: size is not a whole number of elements")
+            return _sized(self._run(raw, raw.size // self.elem, self.block), size, "bitshuffle")
+        total, block = self._header(raw, size)
+        return _sized(self._run(raw[12:], total, block), size, "bitshuffle")
+
+    def blocks(self, stored: Buffer, size: int) -> Blocks:
+        raw = np.frombuffer(stored, np.uint8)
+        if self.comp == 0:
+            if raw.size != size or size % self.elem:
+                raise DecodeError("bitshuffle: stored size is not the chunk's")
+            n, block = size // self.elem, self.block
+            steps = np.arange(n // block + 1, dtype=np.int64) * (block * self.elem)
+            return Blocks(self.elem, block, n, np.append(steps, size))
+        n, block = self._header(raw, size)
+        view, pos, starts = raw.data, 12, [12]
+        for _ in range(n // block):  # each block's stored size, one after the other
+            if pos + 4 > raw.size:
+                raise DecodeError("bitshuffle: a block runs past the stored chunk")
+            pos += 4 + struct.unpack_from(">I", view, pos)[0]
+            starts.append(pos)
+        if pos > raw.size:
+            raise DecodeError("bitshuffle: a block runs past the stored chunk")
+        starts.append(raw.size)
+        return Blocks(self.elem, block, n, np.array(starts, np.int64))
+
+    def decode_run(self, piece: Buffer, layout: Blocks, first: int, last: int) -> np.ndarray:
+        count = layout.elements(first, last)
+        out = self._run(np.frombuffer(piece, np.uint8), count, layout.block)
+        if out.size != count * self.elem:
+            raise DecodeError(f"bitshuffle: decoded {out.size} bytes of blocks, expected {count * self.elem}")
+        return out
+
+
+def _default_block(elem: int) -> int:
+    """bitshuffle's block size where the filter leaves it to the library (``nelems=0``):
+    ``bshuf_default_block_size``, 8 KiB of elements, a multiple of 8, at least 128."""
+    return max(8192 // elem // 8 * 8, 128)
+
+
+def _bitshuffle(cd: tuple[int, ...]) -> _Bitshuffle | None:
     elem = cd[2] if len(cd) > 2 else 0
     comp = cd[4] if len(cd) > 4 else 0
-    if elem not in _UINT or comp not in (0, 2, 3):
+    block = cd[3] if len(cd) > 3 else 0
+    if elem not in _UINT or comp not in (0, 2, 3) or block % 8:
         return None
-    dtype = np.dtype(_UINT[elem])
-
-    def decode(data: Buffer, size: int | None) -> Buffer:
-        raw = np.frombuffer(data, np.uint8)
-        if comp == 0:
-            if raw.size % elem:
-                raise DecodeError("bitshuffle: size is not a whole number of elements")
-            block = cd[3] if len(cd) > 3 else 0
-            out = bitshuffle.bitunshuffle(raw.view(dtype), block)
-        else:
-            if raw.size < 12:
-                raise DecodeError("bitshuffle: chunk shorter than its header")
-            total = int.from_bytes(raw[:8].tobytes(), "big")
-            block_bytes = int.from_bytes(raw[8:12].tobytes(), "big")
-            if (size is not None and total != size) or total > MAX_CHUNK_BYTES or total % elem:
-                raise DecodeError(f"bitshuffle: header says {total} bytes, expected {size}")
-            fn = bitshuffle.decompress_lz4 if comp == 2 else bitshuffle.decompress_zstd
-            out = fn(raw[12:], (total // elem,), dtype, block_bytes // elem)
-        return _sized(np.ascontiguousarray(out).view(np.uint8).reshape(-1), size, "bitshuffle")
-
-    return decode
+    return _Bitshuffle(elem, block, comp)
 
 
 def _step(filter_id: int, cd: tuple[int, ...], itemsize: int) -> Step | None:
@@ -224,8 +336,8 @@ def _step(filter_id: int, cd: tuple[int, ...], itemsize: int) -> Step | None:
     if filter_id == FLETCHER32:
         return Step(filter_id, _fletcher32, False)
     if filter_id == BITSHUFFLE and bitshuffle is not None:
-        fn = _bitshuffle(cd)
-        return Step(filter_id, fn, False) if fn is not None else None
+        codec = _bitshuffle(cd)
+        return Step(filter_id, codec.decode, False, codec) if codec is not None else None
     if filter_id == BLOSC2 and blosc2 is not None:
         return Step(filter_id, _blosc2, False)
     if imagecodecs is None:
@@ -276,6 +388,38 @@ class Pipeline:
         if out.size != size:
             raise DecodeError(f"decoded {out.size} bytes, expected {size}")
         return out
+
+    @property
+    def blocked(self) -> BlockCodec | None:
+        """The block codec where part of a chunk can be decoded alone: a pipeline of one
+        filter whose stored chunks are runs of independent blocks (bitshuffle)."""
+        return self.steps[0].blocked if len(self.steps) == 1 else None
+
+    def blocks(self, stored: Buffer, size: int, mask: int = 0) -> Blocks:
+        """The block layout of a stored chunk (see :meth:`decode_part`)."""
+        codec = self.blocked
+        if codec is None or mask & 1 or size > MAX_CHUNK_BYTES:
+            raise DecodeError("this chunk decodes whole only")
+        try:
+            return codec.blocks(stored, size)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"blocks: {type(exc).__name__}: {exc}") from exc
+
+    def decode_part(self, piece: Buffer, layout: Blocks, first: int, last: int) -> np.ndarray:
+        """Units ``first..last`` of a chunk (decoded bytes ``[starts..]`` of
+        :meth:`Blocks.units`), decoded from their stored bytes alone: a page fault in a
+        big chunk costs the blocks of the pages the kernel asked for, not the chunk."""
+        codec = self.blocked
+        if codec is None or not 0 <= first <= last <= layout.full:
+            raise DecodeError(f"units {first}..{last} of a chunk of {layout.full} blocks")
+        try:
+            return codec.decode_run(piece, layout, first, last)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"blocks: {type(exc).__name__}: {exc}") from exc
 
 
 def read_chunk_index(dsid: Any, chunks: Index) -> ChunkTable:

@@ -77,8 +77,8 @@ class LazySource(ArraySource):
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
         self.source.fill_box(start, extent, out)
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
-        return self.source.read_flat(a, b)
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        return self.source.read_flat(a, b, out)
 
     def read_bytes(self, p: int, q: int) -> bytes:
         return self.source.read_bytes(p, q)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vfs.arrays import ArraySource
+from vfs.arrays import ArraySource, placed
 from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable
@@ -50,6 +50,10 @@ class EdfModel(ModelBase):
         self.index = EdfIndex(self.stream, path, path, check_data=not probing)
 
     # -- ImageModel ----------------------------------------------------------------------
+    def indexed_frames(self) -> int:
+        """Frames indexed so far (what the index holds; nothing is read)."""
+        return len(self.index.frames)
+
     def count(self) -> int:
         return self.index.count()
 
@@ -143,12 +147,12 @@ class EdfArray(ArraySource):
             parts.append(self.model.frame_bytes(self.frames[i], max(p - base, 0), min(q - base, fb)))
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         a, b = max(a, 0), min(b, self.size)
         if a >= b:
             return np.empty(0, self.dtype)
         isz = self.dtype.itemsize
-        return np.frombuffer(self.read_bytes(a * isz, b * isz), self.dtype)
+        return placed(np.frombuffer(self.read_bytes(a * isz, b * isz), self.dtype), out)
 
     def fill_box(self, start: Index, extent: Index, out: np.ndarray) -> None:
         if not all(extent):

@@ -20,10 +20,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from vfs.arrays import ArraySource, ChunkedSource, Deferred, RawSource, in_worker
+from vfs.arrays import PART_SHARE, ArraySource, ChunkedSource, Deferred, RawSource, in_worker
 from vfs.cache import ChunkCache
 from vfs.chunktable import ChunkTable
-from vfs.decode import DecodeError, Pipeline, filters_of, read_chunk_index
+from vfs.decode import Blocks, DecodeError, Pipeline, filters_of, read_chunk_index
 from vfs.errors import Unreadable
 from vfs.formats.h5pool import H5_LOCK, POOL, indexable, tables
 from vfs.identity import SourceIdentity
@@ -131,16 +131,66 @@ class DecodedSource(H5ChunkedSource):
         self.fill = fill
         self.fallbacks = 0  # chunks read through h5py instead
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class, with the chunk index read first, by this thread: pool
         threads cannot take the h5py lock, and would hand every chunk back otherwise."""
         self.chunk_index()
-        return super().read_flat(a, b)
+        return super().read_flat(a, b, out)
 
     def chunk_index(self) -> ChunkTable:
-        """The chunk offset table, kept in the tables' part of the cache (counted in
+        """The chunk offset table, kept in the tables' share of the cache (counted in
         --cache-size; read again after eviction)."""
         return _table(self.cache, self.key, self.path, self.name, self.identity, self.label)
+
+    @property
+    def partial(self) -> bool:  # type: ignore[override]
+        return self.pipeline.blocked is not None
+
+    def stored(self, index: Index, size: int, offset: int) -> bytes:
+        """Stored bytes of chunk ``index`` (``size`` at ``offset``, a whole chunk or a run
+        of its blocks): one ``pread``, in a file that must still be the version the
+        chunk index was read from."""
+        if size > self._chunk_bytes + STORED_CHUNK_SLACK or self._chunk_bytes > MAX_CHUNK_BYTES:
+            raise DecodeError(f"stored size {size} for a chunk of {self._chunk_bytes} bytes")
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if self.identity is not None:
+                self.identity.check_fd(fd, self.label)
+            stored = os.pread(fd, size, offset)
+            if self.identity is not None:
+                self.identity.check_fd(fd, self.label)
+        finally:
+            os.close(fd)
+        if len(stored) != size:
+            raise DecodeError(f"file ends at {offset + len(stored)}, chunk needs {offset + size}")
+        return stored
+
+    def load_part(self, index: Index, lo: int, hi: int) -> tuple[int, np.ndarray] | None:
+        """The blocks of chunk ``index`` holding elements ``[lo, hi)``. The chunk's block
+        layout is found once (the whole stored chunk read and its block sizes walked)
+        and kept in the chunk cache, small; later parts read only their blocks."""
+        entry = self.chunk_index().get(index)
+        if entry is None or entry[2]:  # unwritten, or a filter skipped: the whole-chunk path
+            return None
+        offset, size, mask = entry
+        whole: list[bytes] = []
+
+        def layout() -> Blocks:
+            whole.append(self.stored(index, size, offset))
+            return self.pipeline.blocks(whole[0], self._chunk_bytes, mask)
+
+        blocks: Blocks = self.cache.get((self.chunk_key(index), "blocks"), layout, f"{self.label} blocks")
+        isz = self.dtype.itemsize
+        first, last = blocks.units(lo * isz, hi * isz)
+        if blocks.elements(first, last) * PART_SHARE > blocks.count:  # big blocks: decode whole, once
+            return None
+        a, b = int(blocks.starts[first]), int(blocks.starts[last + 1])
+        piece = whole[0][a:b] if whole else self.stored(index, b - a, offset + a)
+        flat = self.pipeline.decode_part(piece, blocks, first, last)
+        start = first * blocks.block * blocks.itemsize
+        if start % isz:
+            return None
+        return start // isz, flat[: flat.size // isz * isz].view(self.dtype)
 
     def load_chunk(self, index: Index) -> np.ndarray:
         clipped = tuple(slice(0, min(c, n - i * c)) for i, c, n in zip(index, self.chunks, self.shape))
@@ -149,20 +199,7 @@ class DecodedSource(H5ChunkedSource):
             return np.full(tuple(s.stop for s in clipped), self.fill, self.dtype)
         offset, size, mask = entry
         try:
-            if size > self._chunk_bytes + STORED_CHUNK_SLACK or self._chunk_bytes > MAX_CHUNK_BYTES:
-                raise DecodeError(f"stored size {size} for a chunk of {self._chunk_bytes} bytes")
-            fd = os.open(self.path, os.O_RDONLY)
-            try:  # the file must still be the version the chunk index was read from
-                if self.identity is not None:
-                    self.identity.check_fd(fd, self.label)
-                stored = os.pread(fd, size, offset)
-                if self.identity is not None:
-                    self.identity.check_fd(fd, self.label)
-            finally:
-                os.close(fd)
-            if len(stored) != size:
-                raise DecodeError(f"file ends at {offset + len(stored)}, chunk needs {offset + size}")
-            flat = self.pipeline.decode(stored, self._chunk_bytes, mask)
+            flat = self.pipeline.decode(self.stored(index, size, offset), self._chunk_bytes, mask)
         except Unreadable:  # the file changed since it was opened: EIO, not a fallback
             raise
         except (DecodeError, OSError) as exc:
@@ -278,7 +315,7 @@ def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None, cach
     """A ``chunk index -> file offset`` lookup for an unfiltered chunked dataset.
 
     The table is read on first use with ``chunk_iter`` (one pass over the chunk index,
-    no data read) and kept in the tables' part of the cache; unwritten chunks are absent
+    no data read) and kept in the tables' share of the cache; unwritten chunks are absent
     and read as fill value.
     """
     def lookup(index: Index) -> int | None:
@@ -290,7 +327,7 @@ def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None, cach
 
 def _table(cache: ChunkCache, key: Hashable, path: str, name: bytes, identity: SourceIdentity | None,
            label: str) -> ChunkTable:
-    """A dataset's chunk offset table from the tables' part of ``cache``, read (under the
+    """A dataset's chunk offset table from the tables' share of ``cache``, read (under the
     h5py lock, so never by a decode-pool thread: :class:`Deferred`) when missing."""
     part = tables(cache)
     table_key = (key, "chunk table")

@@ -220,12 +220,12 @@ def fit(cache: ChunkCache) -> ChunkCache:
         POOL.resize(files)
     cache.reserve("hdf5_files", files * H5_FILE_BYTES)
     cache.report("hdf5_files", POOL.stats)
-    return cache.part(TABLES, cache.total // CHUNK_TABLE_SHARE)
+    return cache.share(TABLES, cache.total // CHUNK_TABLE_SHARE)
 
 
 def tables(cache: ChunkCache) -> ChunkCache:
     """The part of ``cache`` that holds chunk offset tables (made by :func:`fit`)."""
-    part = cache.parts.get(TABLES)
+    part = cache.shares.get(TABLES)
     return part if part is not None else fit(cache)
 
 

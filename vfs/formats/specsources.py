@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from vfs.arrays import ArraySource, ChunkedSource
+from vfs.arrays import ArraySource, ChunkedSource, placed
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
@@ -79,8 +79,8 @@ class ColumnSource(ArraySource):
     def fill_box(self, start: tuple[int, ...], extent: tuple[int, ...], out: np.ndarray) -> None:
         out[...] = self.values()[start[0] : start[0] + extent[0]]
 
-    def read_flat(self, a: int, b: int) -> np.ndarray:
-        return self.values()[max(a, 0) : b]
+    def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        return placed(self.values()[max(a, 0) : b], out)
 
 
 class ScanSpecFile(File):

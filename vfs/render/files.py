@@ -73,6 +73,10 @@ class RenderedFile(File):
         fn = getattr(self.rendering, "read_buffer", None)
         return fn(offset, size) if fn is not None else self.rendering.read(offset, size)
 
+    def read_into(self, offset: int, dest: np.ndarray) -> int | None:
+        fn = getattr(self.rendering, "read_into", None)
+        return fn(offset, dest) if fn is not None else None  # type: ignore[no-any-return]
+
 
 class BrokenFile(File):
     """A listed entry whose data cannot be served: size 0, and open gives EIO.

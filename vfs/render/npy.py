@@ -85,6 +85,20 @@ class NpyRendering:
     def read(self, offset: int, size: int) -> bytes:
         return bytes(self.read_buffer(offset, size))
 
+    def read_into(self, offset: int, dest: np.ndarray) -> int | None:
+        """Bytes from ``offset`` written straight into ``dest`` (a uint8 array: the FUSE
+        reply buffer), their count; None where that would spare no copy (header bytes,
+        a range that splits elements, a buffer not aligned for the dtype)."""
+        hlen, dtype = len(self.header), self.source.dtype
+        end = min(offset + dest.size, self.size)
+        if offset < hlen or offset >= end or dtype.itemsize == 0:
+            return None
+        p, q = offset - hlen, end - hlen
+        if p % dtype.itemsize or q % dtype.itemsize or dest.ctypes.data % dtype.alignment:
+            return None
+        self.source.read_flat(p // dtype.itemsize, q // dtype.itemsize, dest[: q - p].view(dtype))
+        return q - p
+
     def read_buffer(self, offset: int, size: int) -> bytes | np.ndarray:
         """As :meth:`read`, but body-only ranges come back as a uint8 array (no copy)."""
         end = min(offset + size, self.size)
