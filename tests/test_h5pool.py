@@ -13,13 +13,19 @@ from vfs.formats.h5pool import H5_LOCK, POOL, FilePool
 from vfs.view import View
 
 
-def test_pool_closes_the_least_recently_used(tmp_path: Path) -> None:
+def small_files(folder: Path, count: int) -> list[str]:
+    """``f<i>.h5`` holding ``x = [i]``."""
     paths = []
-    for i in range(4):
-        path = tmp_path / f"f{i}.h5"
+    for i in range(count):
+        path = folder / f"f{i}.h5"
         with h5py.File(path, "w") as f:
             f["x"] = [i]
         paths.append(str(path))
+    return paths
+
+
+def test_pool_closes_the_least_recently_used(tmp_path: Path) -> None:
+    paths = small_files(tmp_path, 4)
     pool = FilePool(limit=2)
     with H5_LOCK:
         f0 = pool.get(paths[0])
@@ -83,12 +89,7 @@ def test_chunk_table_matches_hdf5_chunk_info(tmp_path: Path) -> None:
 
 
 def test_resize_keeps_the_most_recently_used(tmp_path: Path) -> None:
-    paths = []
-    for i in range(4):
-        path = tmp_path / f"f{i}.h5"
-        with h5py.File(path, "w") as f:
-            f["x"] = [i]
-        paths.append(str(path))
+    paths = small_files(tmp_path, 4)
     pool = FilePool(limit=4)
     with H5_LOCK:
         files = [pool.get(p) for p in paths]
