@@ -8,7 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from vfs.cache import ChunkCache
 from vfs.decode import read_chunk_index
+from vfs.formats import h5arrays
 from vfs.formats.h5pool import H5_LOCK, POOL, FilePool
 from vfs.view import View
 
@@ -97,3 +99,23 @@ def test_resize_keeps_the_most_recently_used(tmp_path: Path) -> None:
         pool.resize(2)
         assert [f.id.valid for f in files] == [True, False, False, True]
         assert pool.files() == [files[3], files[0]]
+
+
+def test_raw_chunk_lookups_keep_no_dropped_table_alive(tmp_path: Path) -> None:
+    """Raw reads look chunks up through a weak reference to the table, through the cache
+    once every TOUCH_EVERY lookups; a table the cache dropped is read again."""
+    path = tmp_path / "raw.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("d", shape=(16, 8, 512), chunks=(8, 8, 256), dtype="<f4")[...] = 1
+    with h5py.File(path, "r") as f:
+        expected = f["d"].id.get_chunk_info_by_coord((8, 0, 256)).byte_offset
+    cache = ChunkCache(64 << 20)
+    lookup = h5arrays._chunk_offsets(str(path), b"/d", None, cache, ("raw",), "raw")
+    assert lookup((1, 0, 1)) == expected
+    share = cache.shares["chunk_tables"]
+    for _ in range(h5arrays.TOUCH_EVERY):
+        assert lookup((1, 0, 1)) == expected
+    assert (share.summary()["loads"], share.summary()["hits"]) == (1, 1)
+    share.clear()  # dropped: nothing else holds it
+    assert lookup((1, 0, 1)) == expected
+    assert share.summary()["loads"] == 2

@@ -34,7 +34,7 @@ def table_bytes(shape: Index, chunks: Index) -> int:
 class ChunkTable:
     """Chunk grid index -> (offset, stored size, filter mask); unwritten chunks absent."""
 
-    __slots__ = ("grid", "strides", "offsets", "sizes", "masks", "written")
+    __slots__ = ("grid", "strides", "offsets", "sizes", "masks", "written", "__weakref__")
 
     def __init__(self, shape: Index, chunks: Index) -> None:
         self.grid = grid_of(shape, chunks)
@@ -65,9 +65,12 @@ class ChunkTable:
 
     def get(self, index: Index) -> ChunkEntry | None:
         linear = self._linear(index)
-        if linear is None or self.offsets[linear] < 0:
+        if linear is None:
             return None
-        return int(self.offsets[linear]), int(self.sizes[linear]), int(self.masks[linear])
+        offset: int = self.offsets.item(linear)  # .item: a Python int, no NumPy scalar
+        if offset < 0:
+            return None
+        return offset, self.sizes.item(linear), self.masks.item(linear)
 
     def values(self) -> list[ChunkEntry]:
         """The entries of the written chunks, in grid order."""

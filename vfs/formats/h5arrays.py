@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import weakref
 from collections.abc import Hashable
 from typing import Any
 
@@ -34,6 +36,8 @@ from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 RAW_MIN_CHUNK = 64 << 10
 TINY_CHUNK = 16 << 10
 GROWN_CHUNK = 256 << 10
+#: raw chunk lookups between two through the cache (see :func:`_chunk_offsets`)
+TOUCH_EVERY = 256
 
 
 def clean_dtype(dt: np.dtype[Any]) -> np.dtype[Any]:
@@ -316,10 +320,20 @@ def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None, cach
 
     The table is read on first use with ``chunk_iter`` (one pass over the chunk index,
     no data read) and kept in the tables' share of the cache; unwritten chunks are absent
-    and read as fill value.
+    and read as fill value. A raw read looks up every chunk it touches, so lookups go
+    through a weak reference to the table (a third of the cost of a cache lookup), and
+    through the cache once every ``TOUCH_EVERY`` (which keeps it recently used): a table
+    the cache dropped is not kept alive here, and is read again.
     """
+    held: list[weakref.ref[ChunkTable]] = []  # the table last used, not kept alive by this
+    uses = itertools.count()
+
     def lookup(index: Index) -> int | None:
-        entry = _table(cache, key, path, name, identity, label).get(index)
+        table = held[0]() if held else None
+        if table is None or next(uses) % TOUCH_EVERY == 0:  # through the cache: counted, marked used
+            table = _table(cache, key, path, name, identity, label)
+            held[:] = [weakref.ref(table)]
+        entry = table.get(index)
         return None if entry is None else entry[0]
 
     return lookup
