@@ -11,7 +11,7 @@ import numpy as np
 from vfs.cache import ChunkCache
 from vfs.decode import read_chunk_index
 from vfs.formats import h5arrays
-from vfs.formats.h5pool import H5_LOCK, POOL, FilePool
+from vfs.formats.h5pool import H5_LOCK, POOL, FilePool, pool_files
 from vfs.view import View
 
 
@@ -119,3 +119,11 @@ def test_raw_chunk_lookups_keep_no_dropped_table_alive(tmp_path: Path) -> None:
     share.clear()  # dropped: nothing else holds it
     assert lookup((1, 0, 1)) == expected  # not a lookup through the cache, yet read again
     assert share.summary()["loads"] == 2
+
+
+def test_pool_size_follows_the_budget() -> None:
+    """An eighth of --cache-size at 4 MiB a file, 4 to 128 files, at most a quarter of a
+    small budget (docs/layout.md, Memory)."""
+    mib = 1 << 20
+    assert [pool_files(n * mib) for n in (8, 16, 32, 64, 128, 1024, 2048, 4096, 8192)] == \
+        [1, 1, 2, 4, 4, 32, 64, 128, 128]

@@ -208,8 +208,10 @@ POOL = FilePool()
 
 def pool_files(budget: int) -> int:
     """How many files the pool keeps open for a ``--cache-size`` of ``budget``: its
-    share (``limits.H5_FILES_SHARE``) over the bytes of one file, within the bounds."""
-    return min(max(budget // H5_FILES_SHARE // H5_FILE_BYTES, H5_MIN_OPEN_FILES), H5_MAX_OPEN_FILES)
+    share (``limits.H5_FILES_SHARE``) over the bytes of one file, within the bounds, and
+    never more than a quarter of a small budget pays for (one file at least)."""
+    files = min(max(budget // H5_FILES_SHARE // H5_FILE_BYTES, H5_MIN_OPEN_FILES), H5_MAX_OPEN_FILES)
+    return max(min(files, budget // 4 // H5_FILE_BYTES), 1)
 
 
 def fit(cache: ChunkCache) -> ChunkCache:
