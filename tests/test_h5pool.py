@@ -7,9 +7,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from vfs.cache import ChunkCache
 from vfs.decode import read_chunk_index
+from vfs.errors import NoAttribute
 from vfs.formats import h5arrays
 from vfs.formats.h5pool import H5_LOCK, POOL, FilePool, pool_files
 from vfs.view import View
@@ -127,3 +129,27 @@ def test_pool_size_follows_the_budget() -> None:
     mib = 1 << 20
     assert [pool_files(n * mib) for n in (8, 16, 32, 64, 128, 1024, 2048, 4096, 8192)] == \
         [1, 1, 2, 4, 4, 32, 64, 128, 128]
+
+
+def test_attributes_are_read_only_when_a_user_attribute_is_asked_for(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ls -l`` asks every entry for ``security.selinux`` and ``system.posix_acl_access``:
+    refused without reading the dataset's attributes (nor keeping them in its node)."""
+    from vfs.formats import hdf5
+
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        for name in ("x", "y"):
+            f.create_dataset(name, data=np.arange(4)).attrs["units"] = "mm"
+    reads = []
+    real = hdf5.read_attrs
+    monkeypatch.setattr(hdf5, "read_attrs", lambda obj, where: reads.append(where) or real(obj, where))
+    view = View(str(tmp_path))
+    view.stat("a.h5/y.npy")  # the listing (it reads the root group's attributes for its conventions)
+    reads.clear()
+    for path in ("a.h5/x.npy", "a.h5/x.txt", "a.h5/y.npy"):
+        for name in ("security.selinux", "system.posix_acl_access"):
+            with pytest.raises(NoAttribute):
+                view.getxattr(path, name)
+    assert reads == []
+    assert view.getxattr("a.h5/y.npy", "user.units") == b"mm"
+    assert reads == [f"{tmp_path / 'a.h5'}:/y"]

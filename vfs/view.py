@@ -48,6 +48,8 @@ from vfs.tree import SourceDirectory, build_root
 MAX_SYMLINKS = 40
 BLOCK_SIZE = 1 << 20
 PAGE = 4096
+#: the namespace of every extended attribute the tree shows
+XATTR_NAMESPACE = "user."
 
 #: permission bits per kind where no source file gives them (see nodes.Access)
 PERMISSIONS = {"dir": 0o555, "file": 0o444, "link": 0o777}
@@ -298,6 +300,11 @@ class View:
         return dict(self.node(path).xattrs())
 
     def getxattr(self, path: str, name: str) -> bytes:
+        """One attribute. Every attribute the tree shows is ``user.*``: other names
+        (``ls -l`` asks each entry for ``security.selinux`` and
+        ``system.posix_acl_access``) are refused without reading any attribute."""
+        if not name.startswith(XATTR_NAMESPACE):
+            raise NoAttribute(f"{path}: no attribute {name}")
         try:
             return self.node(path).xattrs()[name]
         except KeyError:
