@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.mounting import require_module
 from vfs.cache import ChunkCache
 from vfs.decode import read_chunk_index
 from vfs.errors import NoAttribute
@@ -153,3 +154,22 @@ def test_attributes_are_read_only_when_a_user_attribute_is_asked_for(tmp_path: P
     assert reads == []
     assert view.getxattr("a.h5/y.npy", "user.units") == b"mm"
     assert reads == [f"{tmp_path / 'a.h5'}:/y"]
+
+
+def test_a_large_attribute_is_kept_as_its_header_text(tmp_path: Path) -> None:
+    """An image's .edf header shows an attribute cut at 1,000 characters; that text, not
+    the 800 KB value, is what its node keeps once the header was made (the header is the
+    one made from the value: fabio reads it back)."""
+    fabio = require_module("fabio")
+    with h5py.File(tmp_path / "a.h5", "w", libver="latest") as f:  # dense attribute storage
+        ds = f.create_dataset("img", data=np.arange(64, dtype="<u2").reshape(8, 8))
+        ds.attrs["big"] = np.arange(100_000, dtype="<f8")
+        ds.attrs["units"] = "mm"
+    view = View(str(tmp_path))
+    with view.open("a.h5/img.edf") as fh:
+        (tmp_path / "img.edf").write_bytes(fh.read())
+    header = fabio.open(str(tmp_path / "img.edf")).header
+    assert header["units"] == "mm"
+    assert header["big"] == " ".join(repr(float(v)) for v in range(100_000))[:997] + "..."
+    kept = view.node("a.h5/img.edf").rendering.extra
+    assert kept["units"] == "mm" and kept["big"] == header["big"]

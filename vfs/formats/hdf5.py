@@ -44,6 +44,7 @@ from vfs.logutil import log_once
 from vfs.errors import Unreadable
 from vfs.naming import safe_name, safe_path
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
+from vfs.render.edf import kept_value
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
 from vfs.limits import MAX_TEXT
@@ -326,14 +327,17 @@ def lazy_source(h5: H5File, ds: h5py.h5d.DatasetID, h5name: bytes, label: str, w
     where = f"{h5.path}:{_decode(h5name)}"
 
     def attrs() -> Mapping[str, Any]:
+        """The attributes as the renderings keep them: a large value as the text a header
+        shows of it (the node keeps them while it lives: a bounded size per attribute)."""
         with H5_LOCK:
-            return read_attrs(h5.file()[h5name], where)
+            found = read_attrs(h5.file()[h5name], where)
+        return {name: kept_value(value) for name, value in found.items()}
 
     def build() -> ArraySource:
         with H5_LOCK:
             dataset = h5.file()[h5name]  # the version the folder was listed from, or EIO
             return make_source(h5.path, dataset, h5name, label, (h5.key, h5name), h5.ctx.cache,
-                               dict(source.attrs) or None, h5.identity)
+                               None, h5.identity)  # attributes: the lazy source's, read when asked for
 
     source = LazySource(shape, dtype, label, build, attrs if with_attrs else None, H5_LOCK)
     return source
