@@ -84,7 +84,7 @@ def run(src: Path, tmp: Path, name: str, code: str | None) -> dict[str, float]:
     if files:
         sizes = [c["size"] for c in files["metadata_caches"]]
         extra = (f"; pool {files['open']}/{files['limit']} files, {files['opens']} opens, metadata caches "
-                 f"<= {max(sizes) >> 10} KiB; tables {counters['parts']['chunk_tables']}")
+                 f"<= {max(sizes) >> 10} KiB; tables {counters['shares']['chunk_tables']}")
     print(f"{name}: {figures['reads']:.0f} .npy read in {figures['seconds']:.1f} s; RSS idle {figures['idle']:.0f} MiB, "
           f"peak {figures['peak']:.0f} MiB, after {figures['now']:.0f} MiB (bound 364 MiB){extra}", flush=True)
     return figures
