@@ -121,3 +121,27 @@ def write_all(folder: Path) -> dict[str, Path]:
     sub.mkdir()
     (sub / "deeper.nxs").write_bytes(out["other.h5"].read_bytes())
     return out
+
+
+#: many chunked datasets: files x datasets, each a 1-D float32 array of CHUNKS gzip
+#: chunks of 4096 values (16 KiB: decoded outside h5py), its table 20 bytes a chunk
+MANY_FILES, MANY_DATASETS, MANY_CHUNKS, MANY_CHUNK = 6, 10, 10_000, 4096
+
+
+def write_many_chunked(root: Path) -> None:
+    """``f<i>.h5`` with datasets ``d<j>``: the first and last chunks hold ``arange(4096) +
+    100 * i + j`` and its negative, every other chunk is written and holds zeros (stored
+    compressed, made in seconds)."""
+    import zlib
+
+    root.mkdir()
+    zero = zlib.compress(bytes(MANY_CHUNK * 4))
+    for i in range(MANY_FILES):
+        with h5py.File(root / f"f{i}.h5", "w") as f:
+            for j in range(MANY_DATASETS):
+                ds = f.create_dataset(f"d{j}", shape=(MANY_CHUNKS * MANY_CHUNK,), chunks=(MANY_CHUNK,),
+                                      dtype="<f4", compression="gzip")
+                ds[:MANY_CHUNK] = np.arange(MANY_CHUNK, dtype="<f4") + 100 * i + j
+                ds[-MANY_CHUNK:] = -ds[:MANY_CHUNK]
+                for k in range(1, MANY_CHUNKS - 1):
+                    ds.id.write_direct_chunk((k * MANY_CHUNK,), zero, 0)

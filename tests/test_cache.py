@@ -25,6 +25,25 @@ def test_budget_lru_and_counters():
     assert big.size == 10_000 and cache.currsize <= 3000
 
 
+def test_reservations_and_parts_come_out_of_the_budget():
+    cache = ChunkCache(budget=8000)
+    for k in range(9):
+        cache.get(("f", k), lambda k=k: np.full(100, k, np.float64), "d")  # 800 bytes each
+    assert len(cache.stats()["recent_loads"]) == 9 and cache.currsize == 7200
+    cache.reserve("files", 3000)  # 5000 left: the oldest chunks go now
+    assert cache.budget == 5000 and cache.currsize == 4800 and cache.peek(("f", 2)) is None
+    part = cache.share("tables", 2000)
+    assert part is cache.share("tables", 2000) and part.budget == 2000
+    assert cache.budget == 3000 and cache.currsize == 2400 and cache.peek(("f", 8))[0] == 8
+    for k in range(4):
+        part.get(("t", k), lambda: np.zeros(100), "tables")  # 800 bytes each: two fit
+    assert part.summary() == {"budget": 2000, "bytes": 1600, "peak_bytes": 1600, "entries": 2, "hits": 0,
+                              "misses": 4, "loads": 4}
+    stats = cache.stats()
+    assert stats["reserved"] == {"files": 3000, "tables": 2000} and stats["cache_size"] == 8000
+    assert stats["shares"]["tables"]["entries"] == 2 and stats["peak_bytes"] == 7200
+
+
 def test_concurrent_misses_of_one_key_load_once():
     cache = ChunkCache(budget=1 << 20)
     calls = []

@@ -28,7 +28,7 @@ from vfs.arrays import RawSource
 from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable
-from vfs.formats import h5arrays
+from vfs.formats import h5arrays, h5pool
 from vfs.formats.registry import BACKENDS
 
 HDF5 = next(b for b in BACKENDS if b.name == "hdf5")
@@ -411,10 +411,10 @@ def test_datasets_with_more_chunks_than_the_index_bound_are_read_through_h5py(
                          compression=compression)
     with h5py.File(path, "r") as f:
         expected = f["d"][...]
-    monkeypatch.setattr(h5arrays, "MAX_CHUNK_INDEX", 36)  # grid: 12 x 3 = 36 chunks
+    monkeypatch.setattr(h5pool, "MAX_CHUNK_INDEX", 36)  # grid: 12 x 3 = 36 chunks
     kept = open_source(path)
     assert isinstance(kept, h5arrays.DecodedSource if compression else RawSource)
-    monkeypatch.setattr(h5arrays, "MAX_CHUNK_INDEX", 35)
+    monkeypatch.setattr(h5pool, "MAX_CHUNK_INDEX", 35)
     source = open_source(path)
     assert isinstance(source, h5arrays.H5ChunkedSource)
     assert source.read_all().tobytes() == expected.tobytes() == kept.read_all().tobytes()

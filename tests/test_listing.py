@@ -8,6 +8,7 @@ needs work first is not computed by a plain listing. In-process parts check
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import subprocess
@@ -144,6 +145,30 @@ def test_plain_listing_reads_no_text(tmp_path: Path) -> None:
     assert page["lazy.txt"][1] is False and "st_size" not in page["lazy.txt"][0]
     assert [name for name, _, _ in ops.readdir_page("/", 3, True)] == ["ready.txt", ".vfs-stats"]  # from 3 on
     assert ops.getattr("/lazy.txt")["st_size"] == 3 and made == ["lazy"]
+
+
+def test_a_listing_in_progress_keeps_its_snapshot(tmp_path: Path) -> None:
+    """In-process: the pages of one listing (opendir .. releasedir) come from the snapshot
+    its first page saw, although the folder is dropped and a file appears meanwhile; a
+    listing read again from the start (rewinddir) shows the folder as it is now."""
+    from vfs.mount import VfsOperations
+    from vfs.view import View
+
+    (tmp_path / "big").mkdir()
+    for i in range(10):
+        (tmp_path / "big" / f"f{i}.txt").write_bytes(b"plain text\n" * 500)
+    view = View(tmp_path)
+    ops = VfsOperations(view)
+    plus, plain = ops.opendir("/big"), ops.opendir("/big")
+    first = [name for name, _, _ in itertools.islice(ops.readdir_page("/big", 0, True, plus), 6)]
+    assert ops.listing("/big", plain, 0).names[:4] == ["f0.txt", "f1.txt", "f2.txt", "f3.txt"]
+    (tmp_path / "big" / "a_new.txt").write_bytes(b"x" * 5000)  # sorts first: shifts every offset
+    assert view.root.inner.child("big").drop()  # type: ignore[attr-defined]
+    rest = [name for name, _, _ in ops.readdir_page("/big", 6, True, plus)]
+    assert first + rest == [".", ".."] + [f"f{i}.txt" for i in range(10)]
+    assert ops.listing("/big", plain, 5).names == [f"f{i}.txt" for i in range(10)]
+    assert ops.listing("/big", plain, 0).names == ["a_new.txt"] + [f"f{i}.txt" for i in range(10)]  # rewound
+    assert ops.releasedir("/big", plus) == ops.releasedir("/big", plain) == 0
 
 
 def test_lazy_source_builds_once_on_first_read() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import pytest
 
 from vfs import nodes
@@ -69,3 +70,79 @@ def test_large_texts_are_kept_under_one_budget(monkeypatch: pytest.MonkeyPatch) 
     assert files[2].size == 4000 and made == [0, 1, 2, 0]  # the size is kept: no recomputation
     assert nodes.TEXTS.currsize <= 10_000
 
+
+
+def test_folders_on_the_walked_path_are_kept_while_a_build_below_them_passes_the_bound(
+        live: LiveFolders) -> None:
+    """A folder larger than the whole budget (a source folder of many files) is not
+    dropped each time a sub-folder of it is built: the walk's path is kept; the other
+    folders still go, least recently used first."""
+    builds: list[str] = []
+    subs = {f"s{k}": folder(f"s{k}", 100, builds) for k in range(3)}
+
+    def load() -> Mapping[str, Node]:
+        builds.append("big")
+        return {**{f"f{i}": BytesFile(make_ino("big", i), 0, b"x") for i in range(300)}, **subs}
+
+    big = Directory(make_ino("big"), 0, load)
+    root = Directory(make_ino("root"), 0, lambda: {"big": big})
+    for k in range(3):
+        assert nodes.walk(root, ["big", f"s{k}", "f1"]).read(0, 10) == f"s{k}/1\n".encode()  # type: ignore[attr-defined]
+    assert builds == ["big", "s0", "s1", "s2"]  # big was built once
+    assert subs["s0"]._children is None and subs["s1"]._children is None  # the others were dropped
+    assert live.total == 300 + 100  # big (its 300 files; its folders were made before), s2
+
+
+def test_an_image_files_frame_index_and_metadata_weigh_with_its_folder(
+        live: LiveFolders, tmp_path: pytest.TempPathFactory) -> None:
+    """What an opened EDF stack holds besides nodes (its frame index, the per-frame motor
+    values) is weighed with the file's folder: two stacks whose nodes alone fit the
+    budget do not both stay once their metadata are built; dropped, one serves the same."""
+    from pathlib import Path
+
+    from tests.test_bounds import IMAGE, frame
+    from vfs.view import View
+
+    live.budget = 4000
+    src = Path(str(tmp_path))
+    names = " ".join(f"m{i}" for i in range(10))
+    for f in ("a.edf", "b.edf"):
+        (src / f).write_bytes(b"".join(frame(IMAGE, motor_mne=names, Image=k + 1,
+                                             motor_pos=" ".join(str(k * 10 + i) for i in range(10)))
+                                       for k in range(1000)))
+    view = View(src)
+    motors = "scan_0/instrument/positioners/m3.npy"
+    first = view.read(f"a.edf/{motors}")
+    folder_a = view.root.inner.child("a.edf")  # type: ignore[attr-defined]
+    view.listdir("a.edf")  # a's metadata are weighed at its next look-up
+    assert folder_a._inner is not None
+    view.read(f"b.edf/{motors}")
+    view.listdir("b.edf")  # b's index and metadata are weighed: a has to go
+    assert folder_a._inner is None
+    assert live.total <= live.budget
+    assert view.read(f"a.edf/{motors}") == first
+    assert np.load(view.open(f"a.edf/{motors}")).tolist() == [k * 10 + 3 for k in range(1000)]
+
+
+def test_a_file_whose_index_and_frame_list_pass_the_bound_together_is_not_rebuilt_per_read(
+        live: LiveFolders, tmp_path: pytest.TempPathFactory) -> None:
+    """A single-file view of an EDF stack whose frame index and ``frames/`` list weigh
+    more than the budget together: the folders a look-up uses (the file's folder, the
+    folder it wraps, ``frames/``) are kept while it builds, so reads do not drop and
+    rebuild them in turn."""
+    from pathlib import Path
+
+    from tests.test_bounds import IMAGE, frame
+    from vfs.view import View
+
+    live.budget = 5000
+    path = Path(str(tmp_path)) / "stack.edf"
+    path.write_bytes(b"".join(frame(IMAGE + k, Image=k + 1) for k in range(2000)))
+    view = View(path)
+    assert len(view.listdir("frames")) == 4 * 2000
+    for k in range(3):  # what the file holds settles (its index, the metadata a frame's header makes)
+        assert np.load(view.open(f"frames/{k:04d}.npy")).tolist() == (IMAGE + k).tolist()
+    drops = live.drops
+    for k in range(100, 2000, 400):
+        assert np.load(view.open(f"frames/{k:04d}.npy")).tolist() == (IMAGE + k).tolist()
+    assert live.drops == drops

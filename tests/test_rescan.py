@@ -108,22 +108,38 @@ def test_listing_through_the_mount_follows_each_snapshot(tmp_path: Path, mount: 
         assert (folder / "frame_0002.edf").is_dir()
 
 
-def test_source_folders_keep_their_listing_under_the_node_bound(tmp_path: Path, monkeypatch: Any) -> None:
-    """Past the bound on built nodes, the folders of data files are dropped, but a source
-    folder's listing is kept: building it again would probe every file again."""
-    from vfs import nodes
+def test_source_folders_are_dropped_under_the_node_bound_and_listed_again_without_opening_files(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Past the bound on built nodes a source folder's listing is dropped like any folder's
+    (weighted by its entries); listed again it shows the same names and inode numbers,
+    and takes each file's kind from the memo instead of opening it again."""
+    from vfs import nodes, probing
+    from vfs.rescan import listing_weight
     from vfs.view import View
 
-    monkeypatch.setattr(nodes, "LIVE", nodes.LiveFolders(budget=50))
+    budget = listing_weight(60) + 20
+    monkeypatch.setattr(nodes, "LIVE", nodes.LiveFolders(budget=budget))
+    monkeypatch.setattr(probing, "KINDS", probing.KindMemo())
+    monkeypatch.setattr("vfs.tree.KINDS", probing.KINDS)
     (tmp_path / "big").mkdir()
     for i in range(60):
         (tmp_path / "big" / f"f{i:02d}.txt").write_bytes(b"plain text, not data\n" * 200)
+    (tmp_path / "big" / "scan.edf").write_bytes(edf_bytes(7, (8, 8)))
     (tmp_path / "other").mkdir()
     for i in range(3):
         (tmp_path / "other" / f"frame_{i}.edf").write_bytes(edf_bytes(i, (8, 8)))
     view = View(tmp_path)
     big = view.entries("big")
+    inos = {name: view.stat(f"big/{name}").ino for name in big}
+    view.listdir("other")
+    sniffs = probing.KINDS.sniffs
     for i in range(3):  # each data file's folder is a build: the total passes the bound
         assert view.listdir(f"other/frame_{i}.edf")
-    assert nodes.LIVE.total <= 50  # the bound holds ...
-    assert view.entries("big") is big  # ... and the source folder's listing was kept
+    assert nodes.LIVE.total <= budget  # the bound holds ...
+    assert view.root.inner.child("big")._children is None  # type: ignore[attr-defined]  # ... by dropping big
+    again = view.entries("big")
+    assert again is not big
+    assert list(again) == sorted(os.listdir(tmp_path / "big"))
+    assert {name: view.stat(f"big/{name}").ino for name in again} == inos
+    assert probing.KINDS.sniffs == sniffs  # no file of big was opened again
+    assert view.listdir("big/scan.edf")  # still a data file's folder

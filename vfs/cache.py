@@ -5,6 +5,11 @@ Keys are ``(source identity, object name, chunk index)`` where the source identi
 stale chunks are never served; old ones simply age out. Counters (hits, misses, chunk
 loads per object) are what tests and benchmarks use to prove a read touched only the
 chunks it needed.
+
+``--cache-size`` is the budget of everything a walk can make grow that this process
+keeps for speed: shares of it go to other byte-budgeted tables (``share``: a cache of
+its own, such as HDF5 chunk offset tables) and to memory held elsewhere whose worst case
+is known (``reserve``: open HDF5 files); decoded chunks get the rest.
 """
 
 from __future__ import annotations
@@ -30,16 +35,59 @@ class ChunkCache:
     """Decoded chunks (numpy arrays or bytes) under a total byte budget."""
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
-        self.budget = budget
+        #: the whole budget; reservations and shares are taken out of it
+        self.total = budget
+        self.reserved: dict[str, int] = {}
+        self.shares: dict[str, ChunkCache] = {}
+        self.reports: dict[str, Callable[[], Any]] = {}
         self._lru: LRUCache[Hashable, Any] = LRUCache(maxsize=max(budget, 1), getsizeof=_nbytes)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.load_count = 0
+        #: the most bytes held at once
+        self.peak = 0
         self.loads: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=32)
         self.parts: Counter[str] = Counter()  # chunks decoded in part (not cached), per object
         self.part_bytes = 0
         self._loading: dict[Hashable, threading.Event] = {}
+
+    @property
+    def budget(self) -> int:
+        """Bytes of decoded chunks: the whole budget less what is reserved."""
+        return max(self.total - sum(self.reserved.values()), 0)
+
+    def reserve(self, name: str, nbytes: int) -> None:
+        """Take ``nbytes`` out of the budget for memory held elsewhere (replacing an
+        earlier reservation of that name); chunks over the new budget are dropped."""
+        with self._lock:
+            self.reserved[name] = nbytes
+            self._trim()
+
+    def share(self, name: str, budget: int) -> ChunkCache:
+        """A cache of its own with ``budget`` bytes, reserved out of this one (made once
+        per name and budget)."""
+        with self._lock:
+            share = self.shares.get(name)
+            if share is None or share.total != budget:
+                share = self.shares[name] = ChunkCache(budget)
+            self.reserved[name] = budget
+            self._trim()
+        return share
+
+    def report(self, name: str, counters: Callable[[], Any]) -> None:
+        """Add ``counters()`` to :meth:`stats` under ``name`` (a table kept elsewhere)."""
+        self.reports[name] = counters
+
+    def _trim(self) -> None:
+        while len(self._lru) and self._lru.currsize > self.budget:
+            self._lru.popitem()
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value for ``key`` or None; never loads (no counters change)."""
+        with self._lock:
+            return self._lru.get(key)
 
     def get(self, key: Hashable, load: Callable[[], Any], label: str = "") -> Any:
         """Return the cached value for ``key``, calling ``load`` (outside the cache lock)
@@ -70,9 +118,12 @@ class ChunkCache:
                 if label not in self.loads and len(self.loads) >= MAX_COUNTER_KEYS:
                     del self.loads[next(iter(self.loads))]  # bounded: the oldest label goes
                 self.loads[label] += 1
+                self.load_count += 1
                 self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
                 if _nbytes(value) <= self.budget:
                     self._lru[key] = value
+                    self._trim()
+                    self.peak = max(self.peak, self.currsize)
             return value
         finally:
             with self._lock:
@@ -102,11 +153,15 @@ class ChunkCache:
         return int(self._lru.currsize)
 
     def stats(self) -> dict[str, Any]:
-        """Counters as plain data (served to users as ``.vfs-stats``)."""
+        """Counters as plain data (served to users as ``.vfs-stats``): ``budget`` is
+        the decoded chunks' share of ``cache_size``; ``shares`` and ``reserved`` the rest."""
         with self._lock:
-            return {
+            data: dict[str, Any] = {
+                "cache_size": self.total,
                 "budget": self.budget,
+                "reserved": dict(self.reserved),
                 "bytes": self.currsize,
+                "peak_bytes": self.peak,
                 "entries": len(self._lru),
                 "hits": self.hits,
                 "misses": self.misses,
@@ -115,6 +170,18 @@ class ChunkCache:
                 "part_bytes": self.part_bytes,
                 "recent_loads": list(self.recent),
             }
+            shares = dict(self.shares)
+            reports = dict(self.reports)
+        data["shares"] = {name: share.summary() for name, share in shares.items()}
+        for name, counters in reports.items():  # outside the lock: they may take others
+            data[name] = counters()
+        return data
+
+    def summary(self) -> dict[str, int]:
+        """The byte and load counters alone (a share's figures in its parent's stats)."""
+        with self._lock:
+            return {"budget": self.budget, "bytes": self.currsize, "peak_bytes": self.peak,
+                    "entries": len(self._lru), "hits": self.hits, "misses": self.misses, "loads": self.load_count}
 
     def clear(self) -> None:
         with self._lock:

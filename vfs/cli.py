@@ -14,6 +14,7 @@ import time
 
 from vfs import __version__
 from vfs.cache import DEFAULT_BUDGET
+from vfs.limits import MAX_LIVE_NODES, NODE_BYTES
 
 HELP = """\
 Mount a folder of SPEC, EDF and HDF5/NeXus files read-only: each data file appears as a
@@ -35,6 +36,13 @@ def parse_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 512M or 2G)")
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
     return int(float(m.group(1)) * scale)
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
 
 
 def parse_options(values: list[str]) -> dict[str, object]:
@@ -79,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let files pull in bytes from DIR, outside SOURCE (HDF5 external storage and "
                         "virtual-dataset sources, EDF_BinaryFileName); repeatable. Without it such data "
                         "are listed and reading them gives 'Permission denied'")
+    m.add_argument("--max-nodes", type=positive_int, default=MAX_LIVE_NODES, metavar="N",
+                   help="built entries kept in memory, weighted by what they hold (default "
+                        f"{MAX_LIVE_NODES}, about {MAX_LIVE_NODES * NODE_BYTES >> 20} MB); beyond, the folders "
+                        "used least recently are dropped and built again when next looked at")
     m.add_argument("--debug", action="store_true", help="log every problem with its traceback, and FUSE requests")
 
     from vfs.cli_view import add_commands
@@ -175,8 +187,10 @@ def cmd_mount(args: argparse.Namespace) -> int:
         print(f"vfs: FUSE is not available here ({exc}); vfs ls/cat/cp/tree/info and the Python "
               f"and fsspec APIs work without it (see vfs --help)", file=sys.stderr)
         return 2
+    from vfs import nodes
     from vfs.view import View
 
+    nodes.LIVE.budget = args.max_nodes
     view = View(source, cache_size=args.cache_size, formats=frozenset(filter(None, args.formats.split(","))),
                 allow_outside=args.allow_outside, recheck_seconds=args.recheck)
     logging.getLogger("vfs").info("mounting %s at %s (cache %d MiB)", source, mountpoint, args.cache_size >> 20)

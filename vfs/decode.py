@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from vfs.chunktable import ChunkEntry, ChunkTable  # noqa: F401  (ChunkEntry: re-exported)
 from vfs.limits import MAX_CHUNK_BYTES
 from vfs.selection import Index
 
@@ -421,20 +422,18 @@ class Pipeline:
             raise DecodeError(f"blocks: {type(exc).__name__}: {exc}") from exc
 
 
-ChunkEntry = tuple[int, int, int]  # (file offset, stored size, filter mask)
-
-
-def read_chunk_index(dsid: Any, chunks: Index) -> dict[Index, ChunkEntry]:
-    """Every written chunk of a chunked dataset: grid index -> (offset, size, filter mask).
+def read_chunk_index(dsid: Any, chunks: Index) -> ChunkTable:
+    """Every written chunk of a chunked dataset: grid index -> (offset, size, filter mask),
+    as a compact :class:`~vfs.chunktable.ChunkTable` over the dataset's current grid.
 
     One pass over HDF5's chunk index (``chunk_iter``; ``get_chunk_info`` per chunk where
     ``chunk_iter`` is missing); no data is read. Call with the h5py lock held."""
-    table: dict[Index, ChunkEntry] = {}
+    table = ChunkTable(tuple(dsid.shape), chunks)
 
     def visit(info: Any) -> None:
         if info.byte_offset is not None:
             index = tuple(c // n for c, n in zip(info.chunk_offset, chunks))
-            table[index] = (int(info.byte_offset), int(info.size), int(info.filter_mask))
+            table.put(index, int(info.byte_offset), int(info.size), int(info.filter_mask))
 
     try:
         dsid.chunk_iter(visit)

@@ -89,8 +89,45 @@ MAX_PENDING_PROBES = 4096
 #: a filtered chunk may be stored this many bytes larger than its decoded size (the
 #: headers a compressor adds to incompressible data); a larger stored size is not read
 STORED_CHUNK_SLACK = 1 << 20
-#: chunks of one HDF5 dataset whose file offsets are kept in memory (about 250 bytes
-#: each) for reads outside h5py; a dataset with more is read through h5py instead
+#: chunks of one HDF5 dataset whose file offsets are kept in memory (a table of
+#: CHUNK_TABLE_ENTRY bytes each) for reads outside h5py; a dataset with more is read
+#: through h5py instead
 MAX_CHUNK_INDEX = 1 << 18
-#: entries of folder listings kept ready for readdir, all folders together (about 24 bytes each)
+#: entries of a source folder whose readdir reply is kept with its listing (about 56 bytes
+#: each, counted in the listing's weight); a larger folder's reply is made per listing
 LISTING_CACHE_ENTRIES = 1_000_000
+#: memory one built node is counted as in the bound on built nodes (measured: about 630
+#: bytes for a SPEC column's files); bytes a build holds besides its nodes (a SPEC scan's
+#: text, a source folder's listing) count one node per this many
+NODE_BYTES = 640
+#: memory of one source folder entry besides its node (the listing's name and inode maps,
+#: the kept readdir reply; measured: about 620 bytes an entry in all for a plain file,
+#: 1,070 for a data file, node included)
+SOURCE_ENTRY_BYTES = 640
+#: files whose kind (data or plain) is remembered after their folder's listing is dropped,
+#: so a folder listed again opens none of its unchanged files (about 90 bytes each)
+PROBE_MEMO_ENTRIES = 1 << 19
+#: memory counted per indexed frame of an image file (its header text and layout;
+#: measured: about 890 bytes for EDF frames of 30 motors)
+FRAME_INDEX_BYTES = 900
+#: memory counted per value of the per-frame metadata of an image file (one str each)
+METADATA_VALUE_BYTES = 60
+
+#: bytes of HDF5's metadata cache per open file (its default grows to 32 MiB; measured:
+#: listing, chunk_iter and reads through h5py are as fast from 256 KiB)
+H5_METADATA_CACHE = 256 << 10
+#: bytes h5py's own chunk cache may hold per open dataset (datasets are open only while
+#: the h5py lock is held; vfs keeps decoded chunks in its own cache)
+H5_CHUNK_CACHE = 1 << 20
+#: what one open HDF5 file may hold in memory with the caches above, counted against
+#: --cache-size (measured: 3.0 MiB a file after walking 500 chunked datasets with
+#: attributes, most of it HDF5's decoded metadata, about 10x its size on disk)
+H5_FILE_BYTES = 4 << 20
+#: open HDF5 files at most / at least, whatever --cache-size allows
+H5_MAX_OPEN_FILES = 128
+H5_MIN_OPEN_FILES = 4
+#: the part of --cache-size given to open HDF5 files, and to chunk offset tables (1/8 each)
+H5_FILES_SHARE = 8
+CHUNK_TABLE_SHARE = 8
+#: bytes per chunk of a chunk offset table (file offset, stored size, filter mask)
+CHUNK_TABLE_ENTRY = 20

@@ -19,7 +19,8 @@ import posixpath
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
@@ -78,6 +79,18 @@ def _read_only(self: VfsOperations, path: str, *args: Any) -> Any:
     raise fuse.FuseOSError(errno.EROFS)
 
 
+@dataclass
+class OpenFolder:
+    """A folder between ``opendir`` and ``releasedir``: the snapshot of its children its
+    listing was started (or rewound) with, so every page of one listing comes from one
+    snapshot even if the folder is rescanned or dropped (``nodes.LIVE``) meanwhile, and
+    the reply for plain READDIR pages, made once for that snapshot."""
+
+    node: Directory
+    children: Mapping[str, Node] | None = None
+    listing: DirListing | None = None
+
+
 class VfsOperations(fuse.Operations):
     """fusepy-style operations over a :class:`View`."""
 
@@ -92,6 +105,8 @@ class VfsOperations(fuse.Operations):
         self.gid = os.getgid()
         self.started_ns = time.time_ns()
         self.recent_reads = view.ctx.recent_reads
+        self._folders: dict[int, OpenFolder] = {}
+        self._folder_numbers = itertools.count(1)
 
     def node(self, path: str) -> Node:
         return self.view.node(path)
@@ -126,11 +141,37 @@ class VfsOperations(fuse.Operations):
         return out
 
     @guarded
+    def opendir(self, path: str) -> int:
+        node = self.node(path)
+        if not isinstance(node, Directory):
+            raise fuse.FuseOSError(errno.ENOTDIR)
+        number = next(self._folder_numbers)
+        self._folders[number] = OpenFolder(node)
+        return number
+
+    def releasedir(self, path: str, fh: int) -> int:
+        self._folders.pop(fh, None)
+        return 0
+
+    def open_folder(self, path: str, fh: int, offset: int) -> OpenFolder:
+        """The snapshot a page of the listing of ``path`` (opened as ``fh``) comes from:
+        taken at its first page and again when it is read from the start (rewinddir)."""
+        folder = self._folders.get(fh)
+        if folder is None:  # not opened through opendir (in-process callers)
+            node = self.node(path)
+            if not isinstance(node, Directory):
+                raise fuse.FuseOSError(errno.ENOTDIR)
+            folder = OpenFolder(node)
+        if folder.children is None or offset == 0:
+            folder.children, folder.listing = folder.node.children(), None
+        return folder
+
+    @guarded
     def readdir(self, path: str, fh: Any) -> list[tuple[str, dict[str, Any], int]]:
         return [(name, attrs, 0) for name, attrs, _ in self.readdir_page(path, 0, False)]
 
     @guarded
-    def readdir_page(self, path: str, offset: int, plus: bool) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    def readdir_page(self, path: str, offset: int, plus: bool, fh: int = 0) -> Iterator[tuple[str, dict[str, Any], bool]]:
         """The entries of a folder from position ``offset`` on (``.`` is 0), for libfuse's
         offset mode; each entry's attributes are computed only when the caller takes it.
 
@@ -138,11 +179,10 @@ class VfsOperations(fuse.Operations):
         the kernel keeps, so ``ls -l`` makes no lookup per entry; files whose size needs
         work first (``File.size_ready``: attribute text, scalar values, renderings made on
         first use) keep the short form (mode and inode): a plain listing never reads them."""
-        node = self.node(path)
-        if not isinstance(node, Directory):
-            raise fuse.FuseOSError(errno.ENOTDIR)
-        items = itertools.islice(itertools.chain(((".", node), ("..", self.parent_of(path))), node.children().items()),
-                                 offset, None)
+        folder = self.open_folder(path, fh, offset)
+        assert folder.children is not None
+        items = itertools.islice(itertools.chain(((".", folder.node), ("..", self.parent_of(path))),
+                                                 folder.children.items()), offset, None)
         base = path.rstrip("/")
         return ((name, *self.entry_attrs(f"{base}/{name}", child, plus)) for name, child in items)
 
@@ -165,9 +205,13 @@ class VfsOperations(fuse.Operations):
         return {"st_mode": mode_of(child), "st_ino": child.ino}, False
 
     @guarded
-    def listing(self, path: str) -> DirListing:
-        """A folder's names, modes and inode numbers for plain READDIR pages."""
-        return self.view.listing(path)
+    def listing(self, path: str, fh: int = 0, offset: int = 0) -> DirListing:
+        """A folder's names, modes and inode numbers for plain READDIR pages (of the
+        snapshot its listing started with, see :meth:`open_folder`)."""
+        folder = self.open_folder(path, fh, offset)
+        if folder.listing is None:
+            folder.listing = self.view.listing_of(folder.node, folder.children)
+        return folder.listing
 
     @guarded
     def readlink(self, path: str) -> str:
@@ -247,9 +291,10 @@ class VfsFUSE(fuse.FUSE):  # type: ignore[misc]
         from the offset where the page filled up."""
         plus = bool(flags & READDIR_PLUS)
         decoded = "/" if path is None else path.decode(self.encoding, self.errors)
+        fh = fip.contents.fh if fip else 0
         if not plus:
-            return self._plain_page(decoded, buf, filler, offset)
-        for k, (name, attrs, full) in enumerate(self.operations.readdir_page(decoded, offset, plus), offset + 1):
+            return self._plain_page(decoded, buf, filler, offset, fh)
+        for k, (name, attrs, full) in enumerate(self.operations.readdir_page(decoded, offset, plus, fh), offset + 1):
             st = fuse.c_stat()
             if full:
                 fuse.set_st_attrs(st, attrs, use_ns=self.use_ns)
@@ -259,11 +304,11 @@ class VfsFUSE(fuse.FUSE):  # type: ignore[misc]
                 break
         return 0
 
-    def _plain_page(self, path: str, buf: Any, filler: Any, offset: int) -> int:
+    def _plain_page(self, path: str, buf: Any, filler: Any, offset: int, fh: int = 0) -> int:
         """A plain READDIR page (names, types, inode numbers) from the view's listing kept
         per snapshot of the folder: no per-entry Python objects, so ``ls`` of a folder of
         100,000 files costs one C call per entry. Same offsets as the READDIRPLUS pages."""
-        listing = self.operations.listing(path)
+        listing = self.operations.listing(path, fh, offset)
         st = fuse.c_stat()
         k = offset
         for name in (".", "..")[k:]:

@@ -9,15 +9,17 @@ identity plus the object's address or path), so a remount shows the same numbers
 two names of one HDF5 object (a hard link) share one number.
 
 Memory stays bounded however much of the tree is walked: every folder whose children
-were built is kept in one LRU (:data:`LIVE`) weighted by the nodes its build made; past
-``limits.MAX_LIVE_NODES`` the folders used least recently drop their children, which
-are rebuilt, with the same inode numbers, when next asked for. Texts computed on demand
+were built is kept in one LRU (:data:`LIVE`) weighted by the nodes its build made and
+the bytes it declared holding (:func:`charge`); past ``limits.MAX_LIVE_NODES`` the
+folders used least recently drop their children, which are rebuilt, with the same inode
+numbers, when next asked for; the folders the current look-up uses are kept. Texts computed on demand
 (:class:`BytesFile`) above ``INLINE_TEXT`` bytes live in a byte-budgeted LRU
 (``limits.TEXT_CACHE_BYTES``) and are computed again after eviction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -30,7 +32,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from cachetools import LRUCache
 
 from vfs.errors import NodeNotFound, NotADirectory
-from vfs.limits import MAX_LIVE_NODES, TEXT_CACHE_BYTES
+from vfs.limits import MAX_LIVE_NODES, NODE_BYTES, TEXT_CACHE_BYTES
 
 XattrLoader = Callable[[], Mapping[str, bytes]]
 
@@ -78,6 +80,8 @@ class Access:
 
 
 _made = threading.local()  # nodes made by this thread (``count``), to weigh a folder's build
+#: the folders this thread's current walk has used (``used``): never dropped for a build during it
+_walking = threading.local()
 
 
 def _made_count() -> int:
@@ -184,6 +188,13 @@ def if_free(lock: threading.Lock, action: Callable[[], object]) -> bool:
     return True
 
 
+def charge(nbytes: int) -> None:
+    """Count ``nbytes`` that the build running on this thread holds besides its nodes
+    (text kept for later parsing, a listing's maps) in its weight, one node per
+    ``NODE_BYTES``."""
+    _made.count = _made_count() + nbytes // NODE_BYTES
+
+
 def built(make: Callable[[], T]) -> tuple[int, T]:
     """Run ``make`` and return how many nodes it made (not those of builds nested in it,
     which weigh for their own folder) with its result."""
@@ -203,31 +214,54 @@ class LiveFolders:
     def __init__(self, budget: int = MAX_LIVE_NODES) -> None:
         self.budget = budget
         self.total = 0
+        self.peak = 0  # the largest total after a build's evictions
         self.drops = 0
         self._lru: OrderedDict[Droppable, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def touch(self, folder: Droppable) -> None:
+        used = getattr(_walking, "used", None)
+        if used is not None:
+            used.append(folder)
         with self._lock:
             if folder in self._lru:
                 self._lru.move_to_end(folder)
 
     def add(self, folder: Droppable, weight: int) -> None:
         """Count a new build; drop the least recently used others while over budget
-        (outside every lock but a folder's own, taken without waiting)."""
-        victims = []
+        (outside every lock but a folder's own, taken without waiting). The folders the
+        current walk used (:func:`walk`, :func:`resolve`: the path to this build, with the
+        folders a data file's folder wraps) are kept, even past the budget: a folder larger
+        than the budget (a source folder of 100,000 files) is not dropped for each data
+        file opened in it, nor a file's frame list each time its index is weighed again."""
+        used = getattr(_walking, "used", None)
+        keep = () if used is None else used
+        if used is not None:
+            used.append(folder)
+        victims: list[Droppable] = []
         with self._lock:
             self.total += weight - self._lru.pop(folder, 0)
             self._lru[folder] = weight
-            while self.total > self.budget and len(self._lru) > 1:
-                victim, w = self._lru.popitem(last=False)
-                self.total -= w
-                victims.append(victim)
+            for victim, w in self._lru.items():  # least recently used first
+                if self.total <= self.budget:
+                    break
+                if victim is not folder and not any(victim is k for k in keep):
+                    victims.append(victim)
+                    self.total -= w
+            for victim in victims:
+                del self._lru[victim]
+            self.peak = max(self.peak, self.total)
         for victim in victims:  # one that is busy (being rebuilt) counts again when its build ends
             self.drops += victim.drop()
 
     def __len__(self) -> int:
         return len(self._lru)
+
+    def stats(self) -> dict[str, int]:
+        """The counters shown in ``.vfs-stats`` (``live_nodes``)."""
+        with self._lock:
+            return {"budget": self.budget, "total": self.total, "peak": self.peak, "folders": len(self._lru),
+                    "drops": self.drops}
 
 
 class Droppable(Protocol):
@@ -405,11 +439,32 @@ class Entries(dict[str, Node]):
 def walk(root: Directory, parts: Iterator[str] | list[str]) -> Node:
     """Follow path components from ``root`` (no symlink resolution, like the kernel)."""
     node: Node = root
-    for part in parts:
-        if not isinstance(node, Directory):
-            raise NotADirectory(part)
-        node = node.child(part)
+    outer = getattr(_walking, "used", None)
+    if outer is None:  # the outermost walk of this thread (as walking(), inlined: every request walks)
+        _walking.used = []
+    try:
+        for part in parts:
+            if not isinstance(node, Directory):
+                raise NotADirectory(part)
+            node = node.child(part)
+    finally:
+        if outer is None:
+            _walking.used = None
     return node
+
+
+@contextlib.contextmanager
+def walking() -> Iterator[None]:
+    """Record the folders used from here to the end of the outermost walk of this thread
+    (see :meth:`LiveFolders.add`)."""
+    if getattr(_walking, "used", None) is not None:
+        yield
+        return
+    _walking.used = []
+    try:
+        yield
+    finally:
+        _walking.used = None
 
 
 def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[Node, Access | None]:
@@ -417,9 +472,10 @@ def resolve(root: Directory, path: str, default: Access | None = None) -> tuple[
     else ``default``. Backends never set access: the tree sets it on source nodes only."""
     node: Node = root
     access = root.current_access() or default
-    for part in filter(None, path.split("/")):
-        if not isinstance(node, Directory):
-            raise NotADirectory(part)
-        node = node.child(part)
-        access = node.current_access() or access
+    with walking():
+        for part in filter(None, path.split("/")):
+            if not isinstance(node, Directory):
+                raise NotADirectory(part)
+            node = node.child(part)
+            access = node.current_access() or access
     return node, access

@@ -7,6 +7,11 @@ threads, so a file on a slow disk holds up neither its siblings nor the mount's 
 each probe has finished or has been *running* for ``MAX_PROBE_SECONDS``; a worker stuck
 that long is replaced, up to ``MAX_WORKERS`` threads, so queued files still get their
 turn; the verdict on a file still running is the caller's (see ``tree.py``).
+
+The verdicts are remembered (:data:`KINDS`), keyed by what changes when a file does
+(device, inode, size, mtime, ctime, name): a folder whose listing was dropped to bound
+memory (``nodes.LIVE``) is listed again with one ``lstat`` per entry and opens none of
+its unchanged files.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from concurrent import futures
 
 from vfs.context import Context
 from vfs.formats.registry import Backend, backend_for
-from vfs.limits import MAX_PROBE_SECONDS
+from vfs.limits import MAX_PROBE_SECONDS, PROBE_MEMO_ENTRIES
 
 WORKERS = 4
 #: threads at most, stuck ones included (a folder of slow files cannot make more)
@@ -97,6 +102,7 @@ class Probe:
 
     def _run(self) -> None:
         self.started = time.monotonic()
+        KINDS.sniffed()
         try:
             self.backend = backend_for(self.path, self.ctx)
         finally:
@@ -123,3 +129,60 @@ def wait_all(probes: list[Probe]) -> None:
         if PROBES.full and all(p.started is None for p in left):
             return  # every worker is stuck: the queued files are not waited for
         futures.wait([p.future for p in left], timeout=min(POLL * len(left) ** 0.5 + POLL, 0.5))
+
+
+class KindMemo:
+    """What each regular file was found to be (a small int: the caller's code for a
+    backend, a plain file, a file waiting to be probed again), for at most ``size``
+    files. Keys are 64-bit hashes of (device, inode, size, mtime, ctime, name), so an
+    entry costs about 90 bytes; a file that changes in any way gets a new key. Two
+    generations of at most ``size / 2`` entries each: the older one is forgotten when
+    the newer fills up, and a verdict found in it moves to the newer one (an LRU
+    without a per-entry list)."""
+
+    def __init__(self, size: int = PROBE_MEMO_ENTRIES) -> None:
+        self.half = max(size // 2, 1)
+        self._new: dict[int, int] = {}
+        self._old: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.sniffs = 0  # files opened to find their kind (a miss of the memo, or a new version)
+
+    @staticmethod
+    def key(name: str, st: os.stat_result) -> int:
+        return hash((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, name))
+
+    def get(self, key: int) -> int | None:
+        with self._lock:
+            kind = self._new.get(key)
+            if kind is None:
+                kind = self._old.pop(key, None)
+                if kind is None:
+                    return None
+                self._put(key, kind)
+            self.hits += 1
+            return kind
+
+    def put(self, key: int, kind: int) -> None:
+        with self._lock:
+            self._put(key, kind)
+
+    def _put(self, key: int, kind: int) -> None:
+        if len(self._new) >= self.half:
+            self._old, self._new = self._new, {}
+        self._new[key] = kind
+
+    def sniffed(self) -> None:
+        """Count one file opened to find its kind."""
+        with self._lock:
+            self.sniffs += 1
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self), "hits": self.hits, "sniffs": self.sniffs}
+
+
+#: the one memo of file kinds of the mount
+KINDS = KindMemo()

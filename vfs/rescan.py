@@ -13,18 +13,23 @@ it wait. Instead:
 * files that could not be shown as data yet (:class:`PendingFile`) are ``stat``-ed at
   each rescan and probed again when their size or mtime changed; one that has not
   changed for ``WATCH_SECONDS`` is no longer watched (it stays a plain file).
+
+A listing weighs :func:`listing_weight` in the bound on built nodes; :data:`LISTINGS`
+counts listings built, dropped and held.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
-from vfs.limits import MAX_PENDING_PROBES
+from vfs.limits import MAX_PENDING_PROBES, NODE_BYTES, SOURCE_ENTRY_BYTES
 from vfs.nodes import Node
 from vfs.passthrough import PassthroughFile
 
@@ -155,3 +160,38 @@ def merge(old: dict[str, Node], fresh: Mapping[str, Node], gone: set[str]) -> di
         ordered.update(old)
     ordered.update(fresh)
     return cast("dict[str, Node]", ordered)
+
+
+def listing_weight(entries: int) -> int:
+    """A source folder listing's weight in the bound on built nodes (``nodes.LIVE``): a
+    node per entry and the rest of what an entry costs (``SOURCE_ENTRY_BYTES``)."""
+    return entries + entries * SOURCE_ENTRY_BYTES // NODE_BYTES
+
+
+class ListingCounters:
+    """Source folder listings built (first listings and rebuilds after a drop), dropped,
+    and held now with their entries: the ``source_listings`` of ``.vfs-stats``."""
+
+    def __init__(self) -> None:
+        self._folders: weakref.WeakSet[Any] = weakref.WeakSet()  # source folders alive, listed or not
+        self._counts = {"listings": 0, "drops": 0}
+        self._lock = threading.Lock()
+
+    def register(self, folder: object) -> None:
+        with self._lock:
+            self._folders.add(folder)
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            folders = list(self._folders)
+            counts = dict(self._counts)
+        held = [len(kids) for kids in (f._children for f in folders) if kids is not None]
+        return {**counts, "held": len(held), "held_entries": sum(held)}
+
+
+#: the counters of the mount's source folder listings
+LISTINGS = ListingCounters()

@@ -20,21 +20,24 @@ from collections.abc import Mapping
 
 from vfs.context import Context
 from vfs.errors import NodeNotFound
-from vfs.formats.registry import Backend, backend_for, folder_backend_for
+from vfs.formats.registry import BACKENDS, Backend, backend_for, folder_backend_for
 from vfs.formats.sniff import HEAD_SIZE
-from vfs.limits import MAX_PROBE_SECONDS
+from vfs.limits import MAX_PROBE_SECONDS, NODE_BYTES, SOURCE_ENTRY_BYTES
 from vfs.logutil import log, log_once
-from vfs.nodes import LIVE, ROOT_INO, Access, Directory, Entries, File, Node, Symlink, built, if_free, make_ino
+from vfs import nodes
+from vfs.nodes import ROOT_INO, Access, Directory, Entries, File, Node, Symlink, built, charge, if_free, make_ino
 from vfs.passthrough import PassthroughFile
-from vfs.probing import Probe, wait_all
+from vfs.probing import KINDS, KindMemo, Probe, wait_all
 from vfs.identity import identity
-from vfs.rescan import RESCANS, Listing, PendingFile, build_node, rescan
+from vfs.rescan import LISTINGS, RESCANS, Listing, PendingFile, build_node, listing_weight, rescan
 
 STATS_NAME = ".vfs-stats"
 #: the largest share of time (CPU time of the rescan) a busy folder spends being rescanned ...
 RESCAN_SHARE = 0.25
 #: ... but it is rescanned at least this often (times recheck_seconds) while looked at
 RESCAN_MAX_WAIT = 4
+#: the memo's codes for files that are not data (a backend's code is its place in BACKENDS)
+PLAIN, PENDING = -1, -2
 
 
 class SourceDirectory(Directory):
@@ -46,6 +49,11 @@ class SourceDirectory(Directory):
     thread while readers keep the current listing, and its result is swapped in. A name
     not in the listing is looked up in the source directly (one ``lstat``), so a file
     that just appeared is found before the rescan lists it.
+
+    The listing weighs :func:`vfs.rescan.listing_weight` in the bound on built nodes and is dropped
+    like any folder's; listed again, it takes each unchanged file's kind from the memo
+    (``probing.KINDS``) without opening it, and the same inode numbers (hashed from the
+    source's).
     """
 
     access: Access
@@ -64,6 +72,9 @@ class SourceDirectory(Directory):
         self._rescan_seconds = 0.0  # what the last rescan cost (CPU seconds of its thread)
         #: names found by direct look-up and not yet listed: name -> (node, when found)
         self._found: dict[str, tuple[Node, float]] = {}
+        #: what a client keeps with this listing (the view's readdir reply): (children, reply)
+        self.kept: tuple[Mapping[str, Node], object] | None = None
+        LISTINGS.register(self)
 
     def children(self) -> Mapping[str, Node]:
         # a folder whose rescan is costly is rescanned less often (at most RESCAN_SHARE
@@ -75,11 +86,21 @@ class SourceDirectory(Directory):
         return super().children()
 
     def drop(self) -> bool:
-        """Never: a source folder keeps its listing when the bound on built nodes drops
-        folders (``nodes.LIVE``). Building it again would probe every file again (a
-        minute for 100,000 files), and its nodes are one per source file; the data
-        files' folders inside it are dropped as usual."""
-        return False
+        """Forget the listing (its nodes, its snapshot, the kept readdir reply) to bound
+        memory; it is built again on the next look-up, from the kinds memo."""
+        def forget() -> None:
+            self._children = None
+            self._listing = Listing()
+            self.kept = None
+            LISTINGS.count("drops")
+        return if_free(self._lock, forget)
+
+    def keep(self, children: Mapping[str, Node], reply: object) -> None:
+        """Keep ``reply`` (made from ``children``) with the listing while it is the
+        current one; never with a listing already swapped out or dropped."""
+        with self._lock:
+            if self._children is children:
+                self.kept = (children, reply)
 
     def current_access(self) -> Access:
         """The folder's owner and bits, re-read at most every ``recheck_seconds``."""
@@ -100,6 +121,7 @@ class SourceDirectory(Directory):
             with self._lock:
                 self._listing = Listing()
                 self._children = self._listing.nodes
+                self.kept = None
             return
         full = mtime != self._seen_mtime
         with self._rescan_lock:
@@ -113,11 +135,18 @@ class SourceDirectory(Directory):
         """Run on a rescan thread; readers keep the old listing meanwhile."""
         started, cpu = time.monotonic(), time.thread_time()
         try:
-            new = rescan(self.path, self._listing, self._build, full)
+            old = self._listing
+            new = rescan(self.path, old, self._build, full)
+            swapped = False
             with self._lock:
-                if new is not None:
-                    self._listing = new
+                if new is not None and self._listing is old and self._children is not None:
+                    self._listing = new  # (a listing dropped or rebuilt meanwhile is left as it is)
                     self._children = new.nodes
+                    swapped = True
+            if swapped:
+                assert new is not None
+                nodes.LIVE.add(self, listing_weight(len(new.nodes)))  # weighed again as it is now
+            with self._rescan_lock:
                 # found names are listed now, or were gone when the rescan looked
                 self._found = {n: v for n, v in self._found.items() if n not in self._listing.nodes
                                and v[1] > started}
@@ -159,6 +188,8 @@ class SourceDirectory(Directory):
                 entries.add(entry.name, node)
                 inodes[entry.name] = entry.inode()
         self._listing = Listing.of(entries, inodes)
+        charge(len(entries) * SOURCE_ENTRY_BYTES)
+        LISTINGS.count("listings")
         return entries
 
     def child(self, name: str) -> Node:
@@ -177,7 +208,7 @@ class SourceDirectory(Directory):
         node = build_node(self.path, name, self._build)
         if node is None:
             raise NodeNotFound(name)
-        with self._lock:
+        with self._rescan_lock:
             self._found = {**self._found, name: (node, time.monotonic())}
         return node
 
@@ -197,8 +228,12 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = 
         return SourceDirectory(path, st, ctx)
     if not stat.S_ISREG(st.st_mode):
         return None
+    known = remembered(path, st, ctx)
+    if known is not None:
+        return known
     if deferred:
         return Probe(path, st, ctx)
+    KINDS.sniffed()
     backend = backend_for(path, ctx)
     failure: BaseException | None = None
     if backend is not None:
@@ -209,19 +244,37 @@ def node_for_path(path: str, st: os.stat_result, ctx: Context, deferred: bool = 
     return probed_node(path, st, ctx, backend, failure)
 
 
+def remembered(path: str, st: os.stat_result, ctx: Context) -> Node | None:
+    """The entry of a regular file whose kind the memo holds for this version of it
+    (nothing opened), or None."""
+    kind = KINDS.get(KindMemo.key(os.path.basename(path), st))
+    if kind is None:
+        return None
+    if kind == PLAIN:
+        return PassthroughFile(path, st)
+    if kind == PENDING:
+        return PendingFile(path, st)
+    return DataFolder(path, st, ctx, BACKENDS[kind])
+
+
 def probed_node(path: str, st: os.stat_result, ctx: Context, backend: Backend | None,
                 failure: BaseException | None) -> Node:
-    """A regular file's entry once its kind is known: its folder, or itself."""
+    """A regular file's entry once its kind is known: its folder, or itself (the verdict
+    is remembered for this version of the file)."""
+    kind = PLAIN
     if backend is not None:
+        kind = BACKENDS.index(backend)
         if failure is not None:
             log_once(f"probe:{path}", f"{path}: looks like {backend.name} but cannot be opened "
                      f"({type(failure).__name__}: {failure}); shown as a plain file until it changes "
                      "and can be opened")
-            return PendingFile(path, st)
-        return DataFolder(path, st, ctx, backend)
-    if st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
+            kind = PENDING
+    elif st.st_size < HEAD_SIZE:  # too short to tell yet: maybe a data file being written
+        kind = PENDING
+    KINDS.put(KindMemo.key(os.path.basename(path), st), kind)
+    if kind == PENDING:
         return PendingFile(path, st)
-    return PassthroughFile(path, st)
+    return DataFolder(path, st, ctx, BACKENDS[kind]) if kind >= 0 else PassthroughFile(path, st)
 
 
 def _probed(backend: Backend, path: str, ctx: Context) -> bool:
@@ -267,6 +320,8 @@ class DataFolder(Directory):
         self._checked = time.monotonic()
         self._inner: Directory | None = None
         self._inner_lock = threading.Lock()
+        self._weight = 0  # of the build of the opened file's folder
+        self._counted = 0  # what the bound on built nodes counts for it (the build and what the file holds)
 
     def _check_source(self) -> None:
         now = time.monotonic()
@@ -307,10 +362,18 @@ class DataFolder(Directory):
                              f"{self.path}: cannot open as {self.backend.name}: {type(exc).__name__}: {exc}")
                     log.debug("traceback", exc_info=True)
                     return None
-        if weight:  # the file's index and top folder count in the bound on built nodes
-            LIVE.add(self, weight)
+        if weight:
+            self._weight = weight
+        # the file's index and top folder count in the bound on built nodes, and what the
+        # opened file holds besides nodes (an image file's frame index and metadata),
+        # weighed again when it changed
+        held = getattr(inner, "held_bytes", None)
+        counted = self._weight + (held() // NODE_BYTES if held is not None else 0)
+        if weight or counted != self._counted:
+            self._counted = counted
+            nodes.LIVE.add(self, counted)
         else:
-            LIVE.touch(self)
+            nodes.LIVE.touch(self)
         return inner
 
     def drop(self) -> bool:
@@ -345,6 +408,9 @@ class StatsFile(File):
     def open(self) -> None:
         data = self.ctx.cache.stats()
         data["recent_reads"] = [list(r) for r in self.ctx.recent_reads]
+        data["live_nodes"] = nodes.LIVE.stats()
+        data["file_kinds"] = KINDS.stats()
+        data["source_listings"] = LISTINGS.stats()
         data["source"] = self.ctx.source
         data["formats"] = sorted(self.ctx.formats)
         self._snapshot = json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"

@@ -30,26 +30,26 @@ import io
 import os
 import posixpath
 import stat as stat_module
-import threading
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from cachetools import LRUCache
 
 from vfs.cache import DEFAULT_BUDGET, ChunkCache
 from vfs.context import Context
 from vfs.errors import IsADirectory, NoAttribute, NodeNotFound, NotADirectory, Unreadable, VfsError
 from vfs.limits import LISTING_CACHE_ENTRIES
-from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk
+from vfs.nodes import Access, Directory, File, Node, Symlink, resolve, walk, walking
 from vfs.tree import SourceDirectory, build_root
 
 #: symlinks followed in one lookup before ELOOP (the kernel's limit)
 MAX_SYMLINKS = 40
 BLOCK_SIZE = 1 << 20
 PAGE = 4096
+#: the namespace of every extended attribute the tree shows
+XATTR_NAMESPACE = "user."
 
 #: permission bits per kind where no source file gives them (see nodes.Access)
 PERMISSIONS = {"dir": 0o555, "file": 0o444, "link": 0o777}
@@ -109,39 +109,32 @@ class DirListing:
 
 
 class ListingCache:
-    """:class:`DirListing` of folders, built once per snapshot of their children.
+    """:class:`DirListing` of source folders, built once per snapshot of their children.
 
     A folder's children mapping is immutable: a folder that changes swaps in a new one
-    (``vfs/rescan.py``, SPEC refresh). So the listing built for one mapping object is
-    kept and handed out again while the folder still shows that same object: a reader
-    that lists a folder of 100,000 files again and again (``ls`` in a loop while frames
-    arrive) costs a look-up, not 100,000 entries of Python work each time. At most
-    ``LISTING_CACHE_ENTRIES`` entries are kept, least recently listed folders dropped.
-    Only source folders' listings are kept: they are never dropped (their nodes stay
-    anyway), whereas keeping a data file's folder's children here would hold nodes the
-    bound on built nodes (``nodes.LIVE``) has dropped.
+    (``vfs/rescan.py``). So the listing built for one mapping object is kept with the
+    folder (``SourceDirectory.kept``) and handed out again while the folder still shows
+    that same object: a reader that lists a folder of 100,000 files again and again
+    (``ls`` in a loop while frames arrive) costs a look-up, not 100,000 entries of
+    Python work each time. It is dropped with the folder's listing and counted in its
+    weight (``rescan.listing_weight``); a folder of more than ``LISTING_CACHE_ENTRIES``
+    entries keeps none. A data file's folder's listing is built per ``readdir``, so
+    nothing here holds nodes the bound on built nodes (``nodes.LIVE``) has dropped.
     """
 
     def __init__(self, max_entries: int = LISTING_CACHE_ENTRIES) -> None:
-        self._cache: LRUCache[int, tuple[Directory, Mapping[str, Node], DirListing]] = LRUCache(
-            max_entries, getsizeof=lambda v: len(v[2].names) + 1)
-        self._lock = threading.Lock()
+        self.max_entries = max_entries
 
-    def listing(self, node: Directory) -> DirListing:
-        kids = node.children()
-        with self._lock:
-            cached = self._cache.get(node.ino)
-        if cached is not None and cached[0] is node and cached[1] is kids:
-            return cached[2]
+    def listing(self, node: Directory, kids: Mapping[str, Node] | None = None) -> DirListing:
+        """The reply for ``kids`` (default: the folder's children now)."""
+        kids = node.children() if kids is None else kids
+        kept = node.kept if isinstance(node, SourceDirectory) else None
+        if kept is not None and kept[0] is kids and isinstance(kept[1], DirListing):
+            return kept[1]
         nodes = list(kids.values())
         out = DirListing(node.ino, list(kids), array("L", map(mode_of, nodes)), array("Q", [n.ino for n in nodes]))
-        if not isinstance(node, SourceDirectory):
-            return out
-        with self._lock:
-            try:
-                self._cache[node.ino] = (node, kids, out)
-            except ValueError:  # larger than the whole budget: served, not kept
-                pass
+        if isinstance(node, SourceDirectory) and len(nodes) <= self.max_entries:
+            node.keep(kids, out)
         return out
 
 
@@ -194,27 +187,28 @@ class View:
         done: list[str] = []
         node: Node = self.root
         hops = 0
-        while todo:
-            part = todo.pop(0)
-            if part == "..":
-                done = done[:-1]
-                node = walk(self.root, done)
-                continue
-            if not isinstance(node, Directory):
-                raise NotADirectory(f"{'/'.join(done) or '/'}: not a folder")
-            child = node.child(part)
-            if isinstance(child, Symlink) and (todo or follow):
-                hops += 1
-                if hops > MAX_SYMLINKS:
-                    raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links")
-                target = child.target_at("/".join([*done, part]))
-                if target.startswith("/") or "::" in target:
-                    raise NodeNotFound(f"{path}: dangling link to {target}")
-                todo = split(target) + todo
-                node = walk(self.root, done)
-                continue
-            done.append(part)
-            node = child
+        with walking():  # the folders used are kept while it builds (nodes.LIVE)
+            while todo:
+                part = todo.pop(0)
+                if part == "..":
+                    done = done[:-1]
+                    node = walk(self.root, done)
+                    continue
+                if not isinstance(node, Directory):
+                    raise NotADirectory(f"{'/'.join(done) or '/'}: not a folder")
+                child = node.child(part)
+                if isinstance(child, Symlink) and (todo or follow):
+                    hops += 1
+                    if hops > MAX_SYMLINKS:
+                        raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links")
+                    target = child.target_at("/".join([*done, part]))
+                    if target.startswith("/") or "::" in target:
+                        raise NodeNotFound(f"{path}: dangling link to {target}")
+                    todo = split(target) + todo
+                    node = walk(self.root, done)
+                    continue
+                done.append(part)
+                node = child
         return "/".join(done), node
 
     def stat(self, path: str, follow_symlinks: bool = False) -> Stat:
@@ -250,6 +244,10 @@ class View:
         if not isinstance(node, Directory):
             raise NotADirectory(f"{path}: not a folder")
         return self._listings.listing(node)
+
+    def listing_of(self, node: Directory, kids: Mapping[str, Node] | None = None) -> DirListing:
+        """As :meth:`listing`, for a folder node already found (and a snapshot of its children)."""
+        return self._listings.listing(node, kids)
 
     def listdir(self, path: str = "") -> list[str]:
         """Names in a folder, hidden ones (``.attrs.txt``) included, in the mount's order."""
@@ -302,6 +300,11 @@ class View:
         return dict(self.node(path).xattrs())
 
     def getxattr(self, path: str, name: str) -> bytes:
+        """One attribute. Every attribute the tree shows is ``user.*``: other names
+        (``ls -l`` asks each entry for ``security.selinux`` and
+        ``system.posix_acl_access``) are refused without reading any attribute."""
+        if not name.startswith(XATTR_NAMESPACE):
+            raise NoAttribute(f"{path}: no attribute {name}")
         try:
             return self.node(path).xattrs()[name]
         except KeyError:

@@ -50,6 +50,10 @@ class EdfModel(ModelBase):
         self.index = EdfIndex(self.stream, path, path, check_data=not probing)
 
     # -- ImageModel ----------------------------------------------------------------------
+    def indexed_frames(self) -> int:
+        """Frames indexed so far (what the index holds; nothing is read)."""
+        return len(self.index.frames)
+
     def count(self) -> int:
         return self.index.count()
 

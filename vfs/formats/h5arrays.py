@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import weakref
 from collections.abc import Hashable
 from typing import Any
 
@@ -22,17 +24,20 @@ import numpy as np
 
 from vfs.arrays import PART_SHARE, ArraySource, ChunkedSource, Deferred, RawSource, in_worker
 from vfs.cache import ChunkCache
-from vfs.decode import Blocks, ChunkEntry, DecodeError, Pipeline, filters_of, read_chunk_index
+from vfs.chunktable import ChunkTable
+from vfs.decode import Blocks, DecodeError, Pipeline, filters_of, read_chunk_index
 from vfs.errors import Unreadable
-from vfs.formats.h5pool import H5_LOCK, POOL
+from vfs.formats.h5pool import H5_LOCK, POOL, indexable, tables
 from vfs.identity import SourceIdentity
-from vfs.limits import MAX_CHUNK_BYTES, MAX_CHUNK_INDEX, STORED_CHUNK_SLACK
+from vfs.limits import MAX_CHUNK_BYTES, STORED_CHUNK_SLACK
 from vfs.logutil import log_once
 from vfs.selection import Index, auto_chunks, chunk_slices, grow_chunks
 
 RAW_MIN_CHUNK = 64 << 10
 TINY_CHUNK = 16 << 10
 GROWN_CHUNK = 256 << 10
+#: raw chunk lookups between two through the cache (see :func:`_chunk_offsets`)
+TOUCH_EVERY = 256
 
 
 def clean_dtype(dt: np.dtype[Any]) -> np.dtype[Any]:
@@ -128,24 +133,18 @@ class DecodedSource(H5ChunkedSource):
         super().__init__(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
         self.pipeline = pipeline
         self.fill = fill
-        self._index: dict[Index, ChunkEntry] | None = None
         self.fallbacks = 0  # chunks read through h5py instead
 
     def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """As the base class, with the chunk index read first, by this thread: pool
         threads cannot take the h5py lock, and would hand every chunk back otherwise."""
-        if self._index is None:
-            self.chunk_index()
+        self.chunk_index()
         return super().read_flat(a, b, out)
 
-    def chunk_index(self) -> dict[Index, ChunkEntry]:
-        if self._index is None:
-            if in_worker():  # the index is read under the h5py lock: by the requesting thread
-                raise Deferred()
-            with H5_LOCK:
-                if self._index is None:
-                    self._index = read_chunk_index(POOL.get(self.path, self.identity)[self.name].id, self.chunks)
-        return self._index
+    def chunk_index(self) -> ChunkTable:
+        """The chunk offset table, kept in the tables' share of the cache (counted in
+        --cache-size; read again after eviction)."""
+        return _table(self.cache, self.key, self.path, self.name, self.identity, self.label)
 
     @property
     def partial(self) -> bool:  # type: ignore[override]
@@ -249,16 +248,16 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
         raw = False
     if raw and ds_chunks is not None and int(np.prod(ds_chunks)) * dtype.itemsize < RAW_MIN_CHUNK:
         raw = False
-    # reads outside h5py keep every chunk's offset in memory: bounded by MAX_CHUNK_INDEX
-    indexed = ds_chunks is None or chunk_count(ds.shape, ds_chunks) <= MAX_CHUNK_INDEX
+    # reads outside h5py keep every chunk's offset in a table counted in the cache budget
+    indexed = ds_chunks is None or indexable(cache, tuple(ds.shape), ds_chunks)
     raw = raw and indexed
     if raw:
         fill = fill_value(ds)
         if ds_chunks is None:
             offset = ds.id.get_offset()
             return RawSource(path, shape, dtype, shape, label, lambda idx: offset, fill, attrs, identity)
-        return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name, identity), fill, attrs,
-                         identity)
+        return RawSource(path, shape, dtype, ds_chunks, label, _chunk_offsets(path, name, identity, cache, key, label),
+                         fill, attrs, identity)
     pipeline = _pipeline(ds, dtype, ds_chunks) if indexed else None
     if pipeline is not None and ds_chunks is not None:
         return DecodedSource(path, name, shape, dtype, ds_chunks, label, key, cache, pipeline, ds.fillvalue, attrs,
@@ -274,11 +273,6 @@ def make_source(path: str, ds: h5py.Dataset, name: bytes, label: str, key: Hasha
     if ds_chunks is None and nds < len(shape):
         chunks = auto_chunks(shape[:nds], dtype.itemsize * max(int(np.prod(extra)), 1)) + extra
     return H5ChunkedSource(path, name, shape, dtype, chunks, label, key, cache, attrs, identity)
-
-
-def chunk_count(shape: Index, chunks: Index) -> int:
-    """How many chunks the grid of a chunked dataset has (written or not)."""
-    return int(np.prod([-(-int(n) // int(c)) for n, c in zip(shape, chunks)], dtype=object))
 
 
 def _pipeline(ds: h5py.Dataset, dtype: np.dtype[Any], ds_chunks: Index | None) -> Pipeline | None:
@@ -320,27 +314,46 @@ def _plain_numeric(ds: h5py.Dataset, dtype: np.dtype[Any]) -> bool:
     return True
 
 
-def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None) -> Any:
+def _chunk_offsets(path: str, name: bytes, identity: SourceIdentity | None, cache: ChunkCache, key: Hashable,
+                   label: str) -> Any:
     """A ``chunk index -> file offset`` lookup for an unfiltered chunked dataset.
 
-    The whole table is read once, on first use, with ``chunk_iter`` (one pass over the
-    chunk index, no data read); unwritten chunks are absent and read as fill value.
+    The table is read on first use with ``chunk_iter`` (one pass over the chunk index,
+    no data read) and kept in the tables' share of the cache; unwritten chunks are absent
+    and read as fill value. A raw read looks up every chunk it touches, so lookups go
+    through a weak reference to the table (a third of the cost of a cache lookup), and
+    through the cache once every ``TOUCH_EVERY`` (which keeps it recently used): a table
+    the cache dropped is not kept alive here, and is read again.
     """
-    table: dict[Index, ChunkEntry] = {}
-    loaded: list[bool] = []
-
-    def load() -> None:
-        with H5_LOCK:
-            if loaded:
-                return
-            ds = POOL.get(path, identity)[name]
-            table.update(read_chunk_index(ds.id, tuple(ds.chunks)))
-            loaded.append(True)
+    held: list[weakref.ref[ChunkTable]] = []  # the table last used, not kept alive by this
+    uses = itertools.count()
 
     def lookup(index: Index) -> int | None:
-        if not loaded:
-            load()
+        table = held[0]() if held else None
+        if table is None or next(uses) % TOUCH_EVERY == 0:  # through the cache: counted, marked used
+            table = _table(cache, key, path, name, identity, label)
+            held[:] = [weakref.ref(table)]
         entry = table.get(index)
         return None if entry is None else entry[0]
 
     return lookup
+
+
+def _table(cache: ChunkCache, key: Hashable, path: str, name: bytes, identity: SourceIdentity | None,
+           label: str) -> ChunkTable:
+    """A dataset's chunk offset table from the tables' share of ``cache``, read (under the
+    h5py lock, so never by a decode-pool thread: :class:`Deferred`) when missing."""
+    part = tables(cache)
+    table_key = (key, "chunk table")
+    if in_worker():
+        found = part.peek(table_key)
+        if found is None:
+            raise Deferred()
+        return found  # type: ignore[no-any-return]
+
+    def read() -> ChunkTable:
+        with H5_LOCK:
+            ds = POOL.get(path, identity)[name]
+            return read_chunk_index(ds.id, tuple(ds.chunks))
+
+    return part.get(table_key, read, label)

@@ -34,7 +34,7 @@ from vfs.context import Context
 from vfs.formats.conventions import add_conventions
 from vfs.formats.h5arrays import clean_dtype, element_layout, make_source
 from vfs.formats.h5outside import OutsideGuard, follow_internal, outside_sources
-from vfs.formats.h5pool import H5_LOCK, POOL
+from vfs.formats.h5pool import H5_LOCK, POOL, fit
 from vfs.formats.sniff import is_hdf5, read_head
 from vfs.errors import Unreadable
 from vfs.identity import SourceIdentity
@@ -44,6 +44,7 @@ from vfs.logutil import log_once
 from vfs.errors import Unreadable
 from vfs.naming import safe_name, safe_path
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, dangling_form, make_ino
+from vfs.render.edf import kept_value
 from vfs.render.files import BrokenFile, add_array_files, suffixes_for
 from vfs.render.npy import npy_supported
 from vfs.limits import MAX_TEXT
@@ -326,14 +327,17 @@ def lazy_source(h5: H5File, ds: h5py.h5d.DatasetID, h5name: bytes, label: str, w
     where = f"{h5.path}:{_decode(h5name)}"
 
     def attrs() -> Mapping[str, Any]:
+        """The attributes as the renderings keep them: a large value as the text a header
+        shows of it (the node keeps them while it lives: a bounded size per attribute)."""
         with H5_LOCK:
-            return read_attrs(h5.file()[h5name], where)
+            found = read_attrs(h5.file()[h5name], where)
+        return {name: kept_value(value) for name, value in found.items()}
 
     def build() -> ArraySource:
         with H5_LOCK:
             dataset = h5.file()[h5name]  # the version the folder was listed from, or EIO
             return make_source(h5.path, dataset, h5name, label, (h5.key, h5name), h5.ctx.cache,
-                               dict(source.attrs) or None, h5.identity)
+                               None, h5.identity)  # attributes: the lazy source's, read when asked for
 
     source = LazySource(shape, dtype, label, build, attrs if with_attrs else None, H5_LOCK)
     return source
@@ -466,12 +470,14 @@ def _deref(f: h5py.File, value: Any) -> Any:
 
 def probe(path: str, ctx: Context) -> None:
     """Open the file (it stays in the pool): raises if HDF5 cannot read it."""
+    fit(ctx.cache)
     with H5_LOCK:
         POOL.get(path)
 
 
 def open_folder(path: str, st: os.stat_result, ctx: Context, ino: int) -> Directory:
     """The file's root group; its identity is the one of the version HDF5 opened."""
+    fit(ctx.cache)  # the pool and the chunk offset tables, counted in --cache-size
     with H5_LOCK:
         POOL.forget(path)
         ident = POOL.identity(path)

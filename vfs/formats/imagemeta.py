@@ -112,6 +112,7 @@ class Metadata:
 
     def __init__(self, headers: list[dict[str, str]]) -> None:
         n = len(headers)
+        self.frames = n
         self.others: dict[str, list[str | None]] = {}
         self.positioners: dict[str, list[str | None]] = {}
         self.counters: dict[str, list[str | None]] = {}
@@ -132,6 +133,10 @@ class Metadata:
                     if values is None:
                         values = others[key] = [None] * n
                     values[k] = value
+
+    def values(self) -> int:
+        """How many values it holds (one ``str`` or None per frame and name)."""
+        return self.frames * (len(self.others) + len(self.positioners) + len(self.counters))
 
 
 def sample_arrays(keys: Mapping[str, str]) -> dict[str, np.ndarray]:

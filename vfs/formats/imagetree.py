@@ -41,6 +41,7 @@ from vfs.context import Context
 from vfs.formats.edfparse import is_layout_key
 from vfs.formats.imagemeta import UB_KEYS, Metadata, column, header_xattrs, sample_arrays
 from vfs.identity import SourceIdentity
+from vfs.limits import FRAME_INDEX_BYTES, METADATA_VALUE_BYTES
 from vfs.logutil import log_once
 from vfs.naming import safe_name
 from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, XattrLoader, make_ino
@@ -196,6 +197,14 @@ class ImageFolder(Directory):
         super().__init__(ino, model.mtime_ns, xattrs=functools.partial(frame_xattrs, model, 0))
         self.model = model
         self.tree = ImageTree(model)
+
+    def held_bytes(self) -> int:
+        """Memory the file's model holds besides nodes, weighed with the file's folder in
+        the bound on built nodes (``tree.DataFolder``): its frame index and, once built,
+        the per-frame metadata."""
+        frames = getattr(self.model, "indexed_frames", lambda: 0)()
+        meta = self.tree._meta
+        return frames * FRAME_INDEX_BYTES + (meta.values() * METADATA_VALUE_BYTES if meta is not None else 0)
 
     def load(self) -> Mapping[str, Node]:
         tree = self.tree

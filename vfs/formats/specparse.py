@@ -266,17 +266,16 @@ class Table:
     """The numbers of a scan: the text of its good rows until a column is first read, then
     every value parsed in one pass and kept as float64 (8 bytes a value, where a token
     object each took 50). Values are parsed from the text as written (no precision
-    lost). When a token is not a number, the table falls back to tokens converted a
-    column at a time, that token being NaN.
+    lost). A token that is not a number reads as NaN; such a text is converted a piece
+    of about a MiB at a time (:func:`all_numbers`), so it never becomes one Python object
+    per token at once.
     """
 
     def __init__(self, text: bytes, npoints: int, ncols: int) -> None:
         self.text: bytes | None = text
-        self.tokens: list[bytes] = []
         self.npoints = npoints
         self.ncols = ncols
-        self.by_column: np.ndarray | None = None  # (ncols, npoints), when every token is a number
-        self._columns: dict[int, np.ndarray] = {}
+        self.by_column: np.ndarray | None = None  # (ncols, npoints)
         self._lock = threading.Lock()
 
     def _convert(self) -> None:
@@ -284,35 +283,48 @@ class Table:
             text = self.text
             if text is None:
                 return
+            count = self.npoints * self.ncols
             try:
                 values = np.fromstring(text, dtype=np.float64, sep=" ")  # noqa: NPY201
             except ValueError:
                 values = np.empty(0)
-            if values.size == self.npoints * self.ncols:
-                self.by_column = np.ascontiguousarray(values.reshape(self.npoints, self.ncols).T)
-            else:
-                self.tokens = text.split()
+            if values.size != count:
+                values = all_numbers(text)
+            if values.size != count:  # good rows hold ncols tokens each: never, but never more either
+                values = np.resize(np.append(values, np.full(max(count - values.size, 0), np.nan)), count)
+            self.by_column = np.ascontiguousarray(values.reshape(self.npoints, self.ncols).T)
             self.text = None
 
     def column(self, j: int) -> np.ndarray:
         if self.text is not None:
             self._convert()
-        if self.by_column is not None:
-            return self.by_column[j]
-        col = self._columns.get(j)
-        if col is None:
-            col = _numbers(self.tokens[j :: self.ncols]) if self.ncols else np.empty(0, np.float64)
-            self._columns[j] = col
-        return col
+        if self.by_column is None or not self.ncols:
+            return np.empty(0, np.float64)
+        return self.by_column[j]
 
     def array(self) -> np.ndarray:
         if not self.ncols:
             return np.empty((0, 0), np.float64)
         if self.text is not None:
             self._convert()
-        if self.by_column is not None:
-            return np.ascontiguousarray(self.by_column.T)
-        return np.ascontiguousarray(np.stack([self.column(j) for j in range(self.ncols)], axis=1))
+        assert self.by_column is not None
+        return np.ascontiguousarray(self.by_column.T)
+
+
+_BLANK = re.compile(rb"\s")
+
+
+def all_numbers(text: bytes, piece: int = 1 << 20) -> np.ndarray:
+    """Every blank-separated token of ``text`` as float64, NaN where it is not a number;
+    cut at blanks into pieces of about ``piece`` bytes."""
+    out = [np.empty(0, np.float64)]
+    start = 0
+    while start < len(text):
+        cut = _BLANK.search(text, start + piece)
+        end = len(text) if cut is None else cut.end()
+        out.append(_numbers(text[start:end].split()))
+        start = end
+    return np.concatenate(out)
 
 
 def _numbers(tokens: list[bytes]) -> np.ndarray:

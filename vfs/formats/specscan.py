@@ -32,7 +32,7 @@ from vfs.formats.specsources import ColumnSource, McaSource, ScanSpecFile
 from vfs.limits import MAX_ANALYSERS, MAX_CHANNELS, MAX_COLUMNS
 from vfs.logutil import log_once
 from vfs.naming import safe_name
-from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, make_ino
+from vfs.nodes import BytesFile, Directory, Entries, Node, Symlink, charge, make_ino
 from vfs.render.files import add_array_files, suffixes_for
 
 if TYPE_CHECKING:
@@ -46,15 +46,27 @@ def _lines(lines: list[bytes]) -> bytes:
     return b"".join(ln + b"\n" for ln in lines)
 
 
+#: memory counted per MCA spectrum's byte range kept (a tuple of two ints in a list)
+RANGE_BYTES = 120
+
+
 class ScanParts:
-    """One parsed scan and what its folders share (inode identities, columns)."""
+    """One parsed scan and what its folders share (inode identities, columns).
+
+    The scan's bytes are not kept: only the text of its data rows (in its table, until
+    a column is read), its header lines and its spectra's byte ranges, which its build
+    counts in the bound on built nodes (:func:`vfs.nodes.charge`); a spectrum is read
+    from the file when needed.
+    """
 
     def __init__(self, folder: ScanFolder, scan: sp.ScanData, block: bytes, header: bytes) -> None:
         self.folder = folder
         self.root = folder.root
         self.scan = scan
-        self.block = block
+        self.head = block[:64]  # checked against the file when scan.spec is read
         self.header = header
+        charge(len(scan.table.text or b"") + len(header) + sum(map(len, scan.header_lines))
+               + RANGE_BYTES * len(scan.spectra))
         self.mtime = folder.mtime_ns
         self.columns = self._columns()
         self._mca_shapes: dict[int, tuple[int, int]] = {}
@@ -92,7 +104,8 @@ class ScanParts:
         """(points, channels) of analyser ``a``: channels from its first spectrum."""
         if a not in self._mca_shapes:
             first = self.scan.spectra[a] if a < len(self.scan.spectra) else (0, 0)
-            nch = sp.parse_spectrum(self.block[first[0] : first[1]]).size
+            text = self.root.view.read(self.folder.span[0] + first[0], first[1] - first[0], b"@") if first[1] else b""
+            nch = sp.parse_spectrum(text).size
             if nch > MAX_CHANNELS:
                 self.over_limit("MCA channels", nch, MAX_CHANNELS)
                 nch = 0
@@ -153,7 +166,7 @@ class ScanParts:
         if h_len:
             parts.append((h_off, h_len, self.header[:64]))
         start, end = self.folder.span
-        parts.append((start, end - start, self.block[:64]))
+        parts.append((start, end - start, self.head))
         prefix = b"" if self.header.startswith(b"#F") else b"#F " + os.fsencode(self.root.name) + b"\n"
         return ScanSpecFile(self.ino("scan.spec"), self.mtime, self.root.view, prefix, parts)
 
@@ -268,7 +281,9 @@ class McaFolder(ScanSubfolder):
         name = path.rpartition("/")[2]
         nch = parts.mca_shape(a)[1]
         key = (root.ident, root.build, folder.key, folder.span[0], name, scan.analysers)
-        source = McaSource(root.view, parts.mca_ranges(a), nch, f"{root.path}::{folder.key}/{path}/data", key,
+        ranges = parts.mca_ranges(a)
+        charge(RANGE_BYTES * len(ranges))
+        source = McaSource(root.view, ranges, nch, f"{root.path}::{folder.key}/{path}/data", key,
                            root.ctx)
         entries = Entries()
         parts.arrays(entries, f"{path}/data", "data", source, parts.mca_suffixes(a))

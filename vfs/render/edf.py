@@ -69,6 +69,16 @@ def _clean_value(value: Any, max_value: int | None = MAX_VALUE) -> str:
     return text if max_value is None or len(text) <= max_value else text[: max_value - 3] + "..."
 
 
+def kept_value(value: Any) -> Any:
+    """``value`` itself when small; else the text a header shows of it (cut at
+    ``MAX_VALUE`` characters), all a rendering ever needs of it: what a node keeps of a
+    large attribute (the header made from either is the same)."""
+    size = getattr(value, "nbytes", None)
+    if size is None:
+        size = len(value) if isinstance(value, (str, bytes)) else 0
+    return value if size <= MAX_VALUE else _clean_value(value)
+
+
 def edf_header(
     shape2: tuple[int, int], dtype: np.dtype[Any], image: int, extra: Mapping[str, Any], block: int = 512,
     max_value: int | None = MAX_VALUE,
