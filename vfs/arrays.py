@@ -453,7 +453,15 @@ class RawSource(ArraySource):
             self.identity.check_fd(fd, self.label)
 
     def read_flat(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
-        """As the base class, with the file opened once for all the pieces of this read."""
+        """As the base class, with the file opened once for all the pieces of this read;
+        contiguous data (one stored chunk) is one ``preadv`` straight into ``out``."""
+        base = self._single_base()
+        if base is not None and max(a, 0) < min(b, self.size):
+            a, b = max(a, 0), min(b, self.size)
+            if out is None:
+                out = np.empty(b - a, self.dtype)
+            self._preadv(out.view(np.uint8).reshape(-1), base + a * self.dtype.itemsize)
+            return out
         if getattr(_local, "fd", None) is not None:
             return super().read_flat(a, b, out)
         _local.fd = self._open()
@@ -549,10 +557,15 @@ class RawSource(ArraySource):
             log_once(f"pread:{self.label}", message)
             raise Unreadable(message)
 
+    def _single_base(self) -> int | None:
+        """The file offset of the data when it is one stored chunk (contiguous), else None."""
+        if len(self.chunks) == len(self.shape) and self.chunks == self.shape and self.shape:
+            return self.chunk_offset(tuple(0 for _ in self.shape))
+        return None
+
     def read_view(self, p: int, q: int) -> np.ndarray | bytes:
-        if len(self.chunks) == len(self.shape) and self.chunks == self.shape:
-            base = self.chunk_offset(tuple(0 for _ in self.shape))
-            q = min(q, self.nbytes)
-            if base is not None and p < q:
-                return self._pread(base + p, q - p)
+        base = self._single_base()
+        q = min(q, self.nbytes)
+        if base is not None and p < q:
+            return self._pread(base + p, q - p)
         return super().read_view(p, q)
