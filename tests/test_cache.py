@@ -34,14 +34,47 @@ def test_reservations_and_parts_come_out_of_the_budget():
     assert cache.budget == 5000 and cache.currsize == 4800 and cache.peek(("f", 2)) is None
     part = cache.share("tables", 2000)
     assert part is cache.share("tables", 2000) and part.budget == 2000
-    assert cache.budget == 3000 and cache.currsize == 2400 and cache.peek(("f", 8))[0] == 8
+    assert cache.budget == 5000  # a share takes out what it holds, nothing yet
     for k in range(4):
         part.get(("t", k), lambda: np.zeros(100), "tables")  # 800 bytes each: two fit
     assert part.summary() == {"budget": 2000, "bytes": 1600, "peak_bytes": 1600, "entries": 2, "hits": 0,
                               "misses": 4, "loads": 4}
+    assert cache.budget == 3400
+    cache.get(("f", 9), lambda: np.zeros(100), "d")  # the next chunk in: down to the budget
+    assert cache.currsize == 3200 and cache.peek(("f", 9)) is not None and cache.peek(("f", 5)) is None
     stats = cache.stats()
     assert stats["reserved"] == {"files": 3000, "tables": 2000} and stats["cache_size"] == 8000
     assert stats["shares"]["tables"]["entries"] == 2 and stats["peak_bytes"] == 7200
+    held = [500]
+    cache.reserve("files", 3000, lambda: held[0])  # what the files hold now, up to 3000
+    assert cache.budget == 8000 - 500 - 1600
+    held[0] = 10_000
+    assert cache.budget == 8000 - 3000 - 1600
+
+
+def test_chunks_of_the_read_in_progress_are_kept():
+    """A read that needs more chunks than fit keeps those it has (not the newest), so
+    the next read of the same chunks decodes only the ones that did not fit."""
+    cache = ChunkCache(budget=4000)  # five chunks of 800 bytes fit, not six
+    row = [("f", k) for k in range(6)]
+    keep = frozenset(row)
+    loads = []
+
+    def read_row() -> None:
+        for key in row:
+            cache.get(key, lambda key=key: (loads.append(key), np.full(100, key[1], np.float64))[1], "d", keep)
+
+    read_row()
+    assert len(loads) == 6 and cache.currsize == 4000
+    assert [cache.peek(key) is not None for key in row] == [True] * 5 + [False]
+    read_row()  # the same row again: only the one that did not fit is decoded again
+    assert len(loads) == 7
+    loads.clear()
+    for key in row:  # without keep: least recently used first, every read decodes all six
+        cache.get(key, lambda key=key: (loads.append(key), np.zeros(100))[1], "d")
+    for key in row:
+        cache.get(key, lambda key=key: (loads.append(key), np.zeros(100))[1], "d")
+    assert len(loads) >= 7
 
 
 def test_concurrent_misses_of_one_key_load_once():

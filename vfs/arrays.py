@@ -238,6 +238,11 @@ class ChunkedSource(ArraySource):
         touched = list(dict.fromkeys(index for start, extent in flat_boxes(self.shape, a, b)
                                      for index in chunks_of_box(start, extent, self.chunks)))
         parts: dict[Index, tuple[int, int, Future[Part] | None]] = {}
+        keep = frozenset(self.chunk_key(index) for index in touched)  # not dropped for this read's chunks
+        if len(touched) * self._chunk_bytes > self.cache.budget:
+            log_once(f"too-small:{self.label}", f"{self.label}: one read needs {len(touched) * self._chunk_bytes >> 20} MiB "
+                     f"of decoded chunks, more than the {self.cache.budget >> 20} MiB the cache has for them "
+                     "(--cache-size): the chunks that do not fit are decoded again by every read that needs them")
         if self.parallel and b > a:
             missing = [index for index in touched if not self.cache.has(self.chunk_key(index))]
             if self.partial and not sequential and missing:
@@ -246,7 +251,7 @@ class ChunkedSource(ArraySource):
                 parts = {index: (lo, hi, _POOL.submit(self._part, index, lo, hi) if k else None)
                          for k, (index, (lo, hi)) in enumerate(spans.items())}
                 missing = [index for index in missing if index not in parts]
-            pending = {index: _POOL.submit(self.chunk, index) for index in missing[1:]}
+            pending = {index: _POOL.submit(self.chunk, index, keep) for index in missing[1:]}
         if sequential and b < self.size:
             # ahead: the next two such reads, and for parallel decoders a quarter of a
             # chunk row, so the next row of chunks is decoding before it is needed; never
@@ -254,11 +259,11 @@ class ChunkedSource(ArraySource):
             ahead = max(2 * (b - a), self._row // 4 if self.parallel else 0)
             room = min(self.cache.budget // 4, self.cache.budget // 2 - len(touched) * self._chunk_bytes)
             self._prefetch(b, min(self.size, b + ahead), room)
-        _local.pending, _local.parts = pending, parts
+        _local.pending, _local.parts, _local.keep = pending, parts, keep
         try:
             out = super().read_flat(a, b, out)
         finally:
-            _local.pending = _local.parts = None
+            _local.pending = _local.parts = _local.keep = None
         if sequential and self.parallel:
             # two reads back: the kernel sends a stream's reads on several threads at once,
             # so the read just before this one may still be copying out its chunks
@@ -339,8 +344,12 @@ class ChunkedSource(ArraySource):
         """The cache key of chunk ``index`` (a subclass may share chunks between sources)."""
         return (self.key, index)
 
-    def chunk(self, index: Index) -> np.ndarray:
-        return self.cache.get(self.chunk_key(index), lambda: self._checked_load(index), self.label)  # type: ignore[no-any-return]
+    def chunk(self, index: Index, keep: frozenset[Hashable] | None = None) -> np.ndarray:
+        """Chunk ``index`` from the cache, decoded on a miss; ``keep``: the chunk keys of
+        the read in progress, which caching this one must not drop (default: this
+        thread's read's)."""
+        keep = keep if keep is not None else getattr(_local, "keep", None) or frozenset()
+        return self.cache.get(self.chunk_key(index), lambda: self._checked_load(index), self.label, keep)  # type: ignore[no-any-return]
 
     def _checked_load(self, index: Index) -> np.ndarray:
         try:

@@ -9,14 +9,22 @@ chunks it needed.
 ``--cache-size`` is the budget of everything a walk can make grow that this process
 keeps for speed: shares of it go to other byte-budgeted tables (``share``: a cache of
 its own, such as HDF5 chunk offset tables) and to memory held elsewhere whose worst case
-is known (``reserve``: open HDF5 files); decoded chunks get the rest.
+is known (``reserve``: open HDF5 files); decoded chunks get the rest. A reservation
+counts what it holds now (a share its bytes, the open files their count), up to its
+worst case, so a budget only part used by them is left to decoded chunks.
+
+A read that needs more chunks at once than the budget holds (a row of big chunks
+streamed with a small ``--cache-size``) keeps the ones it needs (``keep``) and does not
+cache the rest, instead of pushing out the chunks it is about to need again: each later
+read of that row decodes only the chunks that did not fit.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 import numpy as np
@@ -38,9 +46,12 @@ class ChunkCache:
         #: the whole budget; reservations and shares are taken out of it
         self.total = budget
         self.reserved: dict[str, int] = {}
+        #: what each reservation holds now (at most its ``reserved`` worst case)
+        self.using: dict[str, Callable[[], int]] = {}
         self.shares: dict[str, ChunkCache] = {}
         self.reports: dict[str, Callable[[], Any]] = {}
-        self._lru: LRUCache[Hashable, Any] = LRUCache(maxsize=max(budget, 1), getsizeof=_nbytes)
+        # no size limit of its own: ``_trim`` keeps it within the budget, choosing what goes
+        self._lru: LRUCache[Hashable, Any] = LRUCache(maxsize=sys.maxsize, getsizeof=_nbytes)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -55,14 +66,18 @@ class ChunkCache:
 
     @property
     def budget(self) -> int:
-        """Bytes of decoded chunks: the whole budget less what is reserved."""
-        return max(self.total - sum(self.reserved.values()), 0)
+        """Bytes of decoded chunks: the whole budget less what the reservations hold."""
+        held = sum(min(self.using[name](), cap) if name in self.using else cap for name, cap in self.reserved.items())
+        return max(self.total - held, 0)
 
-    def reserve(self, name: str, nbytes: int) -> None:
-        """Take ``nbytes`` out of the budget for memory held elsewhere (replacing an
-        earlier reservation of that name); chunks over the new budget are dropped."""
+    def reserve(self, name: str, nbytes: int, using: Callable[[], int] | None = None) -> None:
+        """Take up to ``nbytes`` out of the budget for memory held elsewhere (replacing
+        an earlier reservation of that name): ``using()`` says how much it holds now (all
+        of ``nbytes`` without it); chunks over the new budget are dropped."""
         with self._lock:
             self.reserved[name] = nbytes
+            if using is not None:
+                self.using[name] = using
             self._trim()
 
     def share(self, name: str, budget: int) -> ChunkCache:
@@ -73,6 +88,7 @@ class ChunkCache:
             if share is None or share.total != budget:
                 share = self.shares[name] = ChunkCache(budget)
             self.reserved[name] = budget
+            self.using[name] = share.held
             self._trim()
         return share
 
@@ -80,19 +96,31 @@ class ChunkCache:
         """Add ``counters()`` to :meth:`stats` under ``name`` (a table kept elsewhere)."""
         self.reports[name] = counters
 
-    def _trim(self) -> None:
-        while len(self._lru) and self._lru.currsize > self.budget:
-            self._lru.popitem()
+    def _trim(self, keep: Collection[Hashable] = (), newest: Hashable = None) -> None:
+        """Drop least recently used chunks until the chunks fit the budget. Chunks in
+        ``keep`` (those of the read in progress) go only when nothing else is left, and
+        then ``newest`` (the one just added) goes instead of older ones."""
+        budget = self.budget
+        kept = []
+        while len(self._lru) and self._lru.currsize > budget:
+            key, value = self._lru.popitem()
+            if key in keep and key != newest:
+                kept.append((key, value))
+        if kept:
+            self._lru.pop(newest, None)
+            for key, value in kept:  # oldest first
+                if self._lru.currsize + _nbytes(value) <= budget:
+                    self._lru[key] = value
 
     def peek(self, key: Hashable) -> Any:
         """The cached value for ``key`` or None; never loads (no counters change)."""
         with self._lock:
             return self._lru.get(key)
 
-    def get(self, key: Hashable, load: Callable[[], Any], label: str = "") -> Any:
+    def get(self, key: Hashable, load: Callable[[], Any], label: str = "", keep: Collection[Hashable] = ()) -> Any:
         """Return the cached value for ``key``, calling ``load`` (outside the cache lock)
         on a miss. Threads that miss the same key while it loads wait for that one load
-        instead of decoding the chunk again."""
+        instead of decoding the chunk again. ``keep``: keys not to drop for this one."""
         while True:
             with self._lock:
                 try:
@@ -122,7 +150,7 @@ class ChunkCache:
                 self.recent.append(f"{label} {key[-1] if isinstance(key, tuple) else key}")
                 if _nbytes(value) <= self.budget:
                     self._lru[key] = value
-                    self._trim()
+                    self._trim(keep, key)
                     self.peak = max(self.peak, self.currsize)
             return value
         finally:
@@ -150,6 +178,10 @@ class ChunkCache:
 
     @property
     def currsize(self) -> int:
+        return int(self._lru.currsize)
+
+    def held(self) -> int:
+        """Bytes held now (a share's use of its parent's budget)."""
         return int(self._lru.currsize)
 
     def stats(self) -> dict[str, Any]:

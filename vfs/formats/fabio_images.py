@@ -168,8 +168,8 @@ class FabioFrames(ChunkedSource):
     def load_chunk(self, index: Index) -> np.ndarray:
         return self.model.load_frame(self._frame(index))
 
-    def chunk(self, index: Index) -> np.ndarray:
-        data = super().chunk(index)
+    def chunk(self, index: Index, keep: frozenset[Hashable] | None = None) -> np.ndarray:
+        data = super().chunk(index, keep)
         if data.shape != tuple(self.chunks[1:] if self.stacked else self.chunks) or data.dtype != self.dtype:
             raise Unreadable(f"{self.label}: frame {self._frame(index)} changed shape or type")
         return data[None] if self.stacked else data

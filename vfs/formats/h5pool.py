@@ -214,13 +214,18 @@ def pool_files(budget: int) -> int:
     return max(min(files, budget // 4 // H5_FILE_BYTES), 1)
 
 
+def _open_files_bytes() -> int:
+    """What the pool's open files hold now, as counted (``limits.H5_FILE_BYTES`` each)."""
+    return len(POOL) * H5_FILE_BYTES
+
+
 def fit(cache: ChunkCache) -> ChunkCache:
     """Size the pool and the chunk offset tables from ``cache``'s whole budget, take
     both out of it, and return the part that holds the tables. Idempotent."""
     files = pool_files(cache.total)
     with H5_LOCK:
         POOL.resize(files)
-    cache.reserve("hdf5_files", files * H5_FILE_BYTES)
+    cache.reserve("hdf5_files", files * H5_FILE_BYTES, _open_files_bytes)
     cache.report("hdf5_files", POOL.stats)
     return cache.share(TABLES, cache.total // CHUNK_TABLE_SHARE)
 
