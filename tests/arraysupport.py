@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vfs.arrays import ChunkedSource, RawSource
+from vfs.arrays import ChunkedSource
+from vfs.rawarrays import RawSource
 from vfs.cache import ChunkCache
 from vfs.selection import Index, chunk_slices
 

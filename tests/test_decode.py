@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vfs.arrays import RawSource
+from vfs.rawarrays import RawSource
 from vfs.cache import ChunkCache
 from vfs.context import Context
 from vfs.errors import Unreadable

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vfs.arrays import RawSource
+from vfs.rawarrays import RawSource
 from vfs.cache import ChunkCache
 from vfs.formats import h5arrays
 from vfs.context import Context

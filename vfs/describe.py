@@ -13,7 +13,8 @@ import stat as stat_module
 import time
 from typing import Any
 
-from vfs.arrays import ArraySource, ChunkedSource, MemorySource, RawSource
+from vfs.arrays import ArraySource, ChunkedSource, MemorySource
+from vfs.rawarrays import RawSource
 from vfs.lazyarrays import LazySource
 from vfs.nodes import BytesFile, Directory, Node, Symlink
 from vfs.passthrough import PassthroughFile

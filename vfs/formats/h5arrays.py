@@ -22,7 +22,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from vfs.arrays import PART_SHARE, ArraySource, ChunkedSource, Deferred, RawSource, in_worker
+from vfs.arrays import PART_SHARE, ArraySource, ChunkedSource, Deferred, in_worker
+from vfs.rawarrays import RawSource
 from vfs.cache import ChunkCache
 from vfs.chunktable import ChunkTable
 from vfs.decode import Blocks, DecodeError, Pipeline, filters_of, read_chunk_index

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from vfs.arrays import MemorySource, RawSource
+from vfs.arrays import MemorySource
+from vfs.rawarrays import RawSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats.imagemeta import header_xattrs

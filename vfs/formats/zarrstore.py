@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vfs.arrays import ArraySource, ChunkedSource, RawSource
+from vfs.arrays import ArraySource, ChunkedSource
+from vfs.rawarrays import RawSource
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats.conventions import add_conventions
