@@ -110,3 +110,17 @@ def test_a_failed_load_lets_the_next_caller_try_again():
         assert len(calls) == attempt + 1  # the failure was not remembered: the loader ran again
     assert not cache.has("k")
     assert cache.get("k", lambda: np.ones(2), "x").sum() == 2
+
+
+def test_a_chunk_too_big_to_keep_is_loaded_once_per_read():
+    """A read whose boxes share one chunk the cache cannot keep takes it once."""
+    from tests.arraysupport import ArrayChunks
+
+    values = np.arange(8 * 1000, dtype=np.float64).reshape(8, 1000)
+    source = ArrayChunks(values, (8, 1000), ChunkCache(budget=1000))  # the 64 KB chunk never fits
+    got = source.read_flat(1500, 5500)  # a partial row, whole rows, a partial row: three boxes
+    assert got.tobytes() == values.reshape(-1)[1500:5500].tobytes()
+    assert source.loaded == [(0, 0)]
+    source.read_flat(1500, 5500)
+    assert source.loaded == [(0, 0), (0, 0)]  # not kept: loaded again by the next read
+

@@ -351,19 +351,23 @@ class ChunkedSource(ArraySource):
             key: tuple[Any, ...] = (*in_chunk, Ellipsis)  # keeps 0-d chunks arrays
             out[in_box] = data[key]
 
-        pending: dict[Index, Future[np.ndarray]] = getattr(_local, "pending", None) or {}
+        got = getattr(_local, "pending", None)
+        # the chunks of this read, by index: a chunk in several boxes of one read is taken
+        # once, even when it was too big for the cache to keep (see ChunkCache.get's keep)
+        pending: dict[Index, Future[np.ndarray]] = {} if got is None else got
         parts: dict[Index, tuple[int, int, Future[Part] | None]] = getattr(_local, "parts", None) or {}
         for index in chunks_of_box(start, extent, self.chunks):
             if index in parts and self._put_part(index, parts, start, extent, out):
                 continue
             future = pending.get(index)
-            if future is None:
-                put(index, self.chunk(index))
-                continue
             try:
-                data = future.result()
+                data = future.result() if future is not None else self.chunk(index)
             except Deferred:  # to be loaded by this thread (see Deferred)
                 data = self.chunk(index)
+            if future is None or future.exception() is not None:
+                done: Future[np.ndarray] = Future()
+                done.set_result(data)
+                pending[index] = done
             put(index, data)
 
 
