@@ -193,11 +193,11 @@ def test_a_slow_file_never_holds_up_its_siblings(tmp_path: Path, mount: MountFac
 
 
 def test_scans_beyond_the_limit_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vfs.formats import specparse as sp
+    from vfs.formats import specindex as si
 
-    monkeypatch.setattr(sp, "MAX_SCANS", 3)
+    monkeypatch.setattr(si, "MAX_SCANS", 3)
     text = b"#F x\n" + b"".join(b"#S %d s\n1\n" % i for i in range(1, 6))
-    index = sp.build_index(text)
+    index = si.build_index(text)
     assert [b.key for b in index.blocks if b.kind == "scan"] == ["1.1", "2.1", "3.1"]
     assert index.dropped and index.end == text.index(b"#S 4")
 

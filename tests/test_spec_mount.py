@@ -17,6 +17,7 @@ from tests.conftest import MountFactory
 from tests.mounting import require_module
 from tests.test_spec_silx import NOT_SPEC, spec_files
 from vfs.formats import specparse as sp
+from vfs.formats import specindex as si
 
 silx_specfile = require_module("silx.io.specfile")
 
@@ -194,7 +195,7 @@ def test_truncated_or_replaced_file(tmp_path: Path, mount: MountFactory) -> None
 
 def test_index_of_real_files_matches_silx_keys(real_data: Path) -> None:
     for path in spec_files(real_data):
-        index = sp.build_index(path.read_bytes())
+        index = si.build_index(path.read_bytes())
         assert [index.blocks[i].key for i in index.scans()] == silx_specfile.SpecFile(str(path)).keys()
 
 

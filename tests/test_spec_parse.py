@@ -13,6 +13,7 @@ import pytest
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
+from vfs.formats import specindex as si
 from vfs.formats.sniff import is_spec
 from vfs.formats.spec import open_folder, probe
 from vfs.nodes import Directory, File, Node, Symlink
@@ -87,20 +88,20 @@ def test_probe_refuses_headerless_text(tmp_path: Path) -> None:
 
 def test_keys_count_repeats_in_file_order() -> None:
     data = HEADER + scan_text(2, [[1, 2]]) + scan_text(1, [[1, 2]]) + scan_text(2, [[1, 2]]) + scan_text(0, [[3, 4]])
-    index = sp.build_index(data)
+    index = si.build_index(data)
     assert [index.blocks[i].key for i in index.scans()] == ["2.1", "1.1", "2.2", "0.1"]
 
 
 def test_index_ignores_a_half_written_last_line() -> None:
     data = HEADER + scan_text(1, [[1, 2]]) + b"#S 2 asc"
-    index = sp.build_index(data)
+    index = si.build_index(data)
     assert index.end == len(data) - len(b"#S 2 asc")
     assert [index.blocks[i].key for i in index.scans()] == ["1.1"]
 
 
 def test_e_line_outside_a_header_starts_a_new_header() -> None:
     data = HEADER + scan_text(1, [[1, 2]]) + b"#E 918688327\n#O0 q1  q2  q3\n\n" + scan_text(2, [[1, 2]])
-    index = sp.build_index(data)
+    index = si.build_index(data)
     kinds = [b.kind for b in index.blocks]
     assert kinds == ["header", "scan", "header", "scan"]
     assert index.blocks[3].header == 2 and index.blocks[1].header == 0
@@ -110,14 +111,14 @@ def test_extend_index_matches_a_fresh_index() -> None:
     data = HEADER + scan_text(1, [[1, 2], [3, 4]]) + scan_text(1, [[5, 6]]) + HEADER + scan_text(3, [[7, 8]])
     for cut in range(0, len(data), 7):
         for cut2 in (cut + 5, cut + 60, len(data)):
-            first = sp.build_index(data, cut)
+            first = si.build_index(data, cut)
             end = min(cut2, len(data))
-            fresh = sp.build_index(data, end)
-            assert sp.extend_index(first, data, end) == fresh
-            restart = sp.restart_offset(first)
+            fresh = si.build_index(data, end)
+            assert si.extend_index(first, data, end) == fresh
+            restart = si.restart_offset(first)
             if restart:  # only the bytes from the last block on are needed
                 base = restart - restart % 5
-                assert sp.extend_index(first, data[base:], end, base) == fresh
+                assert si.extend_index(first, data[base:], end, base) == fresh
 
 
 # -- one scan ----------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_labels_split_on_two_spaces_and_single_spaced_labels_confirmed_by_n() ->
 def test_crlf_is_read_like_lf() -> None:
     data = HEADER + scan_text(1, [[1, 2], [3, 4]]) + scan_text(2, [[5, 6]])
     crlf = data.replace(b"\n", b"\r\n")
-    a, b = sp.build_index(data), sp.build_index(crlf)
+    a, b = si.build_index(data), si.build_index(crlf)
     assert [x.key for x in a.blocks] == [x.key for x in b.blocks]
     blk = b.blocks[1]
     scan = sp.parse_scan(crlf[blk.offset : b.block_end(1)], crlf[: b.blocks[1].offset])

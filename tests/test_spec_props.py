@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.test_spec_parse import load, open_tree
 from vfs.formats import specparse as sp
+from vfs.formats import specindex as si
 from vfs.nodes import Directory
 
 WORD = st.text(alphabet="abcdefxyzIT0129_/.-", min_size=1, max_size=5).filter(lambda w: w not in (".", ".."))
@@ -120,11 +121,11 @@ def test_truncated_files_show_complete_lines_only(file_scans: list[Scan], crlf: 
     if crlf:
         raw = raw.replace(b"\n", b"\r\n")
     cut = data.draw(st.integers(0, len(raw)))
-    full = sp.build_index(raw)
-    part = sp.build_index(raw[:cut])
+    full = si.build_index(raw)
+    part = si.build_index(raw[:cut])
     complete = raw[: raw.rfind(b"\n", 0, cut) + 1]
-    assert part == sp.build_index(complete)
-    assert sp.extend_index(part, raw, len(raw)) == full
+    assert part == si.build_index(complete)
+    assert si.extend_index(part, raw, len(raw)) == full
     for i in part.scans():
         block = part.blocks[i]
         mine = sp.parse_scan(raw[block.offset : part.block_end(i)])

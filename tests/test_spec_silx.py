@@ -35,6 +35,7 @@ import pytest
 from tests.mounting import require_module
 from tests.test_spec_parse import load, open_tree, text
 from vfs.formats import specparse as sp
+from vfs.formats import specindex as si
 from vfs.formats.sniff import is_spec, read_head
 from vfs.nodes import Directory, Node
 
@@ -64,7 +65,7 @@ def test_detection_by_content(real_data: Path) -> None:
 @functools.lru_cache(maxsize=4)
 def scan_blocks(path: Path) -> dict[str, bytes]:
     data = path.read_bytes()
-    index = sp.build_index(data)
+    index = si.build_index(data)
     return {index.blocks[i].key: data[index.blocks[i].offset : index.block_end(i)] for i in index.scans()}
 
 

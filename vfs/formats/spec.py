@@ -24,6 +24,7 @@ from typing import TypeVar
 from vfs.context import Context
 from vfs.errors import Unreadable
 from vfs.formats import specparse as sp
+from vfs.formats import specindex as si
 from vfs.formats.specscan import ScanParts
 from vfs.formats.specsources import SourceView
 from vfs.limits import MAX_SCANS
@@ -62,11 +63,11 @@ class SpecRoot(Directory):
         self.build = next(_builds)
         self._scans: dict[tuple[int, int], ScanFolder] = {}
         size = st.st_size
-        self.index = self._map(size, 0, lambda data, base: sp.build_index(data, size))
+        self.index = self._map(size, 0, lambda data, base: si.build_index(data, size))
         self._tail = self._tail_crc(self.index.end)
         self._update(st.st_mtime_ns)
 
-    def _map(self, size: int, start: int, fn: Callable[[sp.Text, int], T]) -> T:
+    def _map(self, size: int, start: int, fn: Callable[[si.Text, int], T]) -> T:
         """Run ``fn(bytes, base)`` on the file's bytes from ``start`` (rounded down to ``base``).
 
         An mmap with its pages faulted in bulk: one pass, nothing copied, and appends
@@ -120,7 +121,7 @@ class SpecRoot(Directory):
             if self._tail_crc(end) != self._tail:
                 return False
             old = self.index
-            index = self._map(size, sp.restart_offset(old), lambda data, base: sp.extend_index(old, data, size, base))
+            index = self._map(size, si.restart_offset(old), lambda data, base: si.extend_index(old, data, size, base))
             tail = self._tail_crc(index.end)
         except (OSError, ValueError):
             return False
