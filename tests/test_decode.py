@@ -400,6 +400,24 @@ def test_a_part_is_decoded_once_for_all_the_boxes_of_a_read(tmp_path: Path):
     assert sum(source.cache.loads.values()) == 1  # the chunk's block layout, not the chunk
 
 
+def test_chunks_of_more_blocks_than_the_bound_are_decoded_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The block layout is walked in Python: past limits.MAX_PART_BLOCKS, whole chunks."""
+    from vfs import decode
+
+    values = np.arange(64 * 1024, dtype="<f4")
+    with h5py.File(tmp_path / "blocks.h5", "w") as f:  # 512 blocks of 128 elements
+        f.create_dataset("d", data=values, chunks=(64 * 1024,), **hdf5plugin.Bitshuffle(nelems=128, cname="lz4"))
+    monkeypatch.setattr(decode, "MAX_PART_BLOCKS", 511)
+    source = open_source(tmp_path / "blocks.h5")
+    assert source.read_flat(1000, 1010).tobytes() == values[1000:1010].tobytes()
+    assert sum(source.cache.parts.values()) == 0
+    assert source.cache.loads[source.label] == 1 and source.fallbacks == 0
+    monkeypatch.setattr(decode, "MAX_PART_BLOCKS", 512)
+    source.cache.clear()
+    assert source.read_flat(5000, 5010).tobytes() == values[5000:5010].tobytes()
+    assert sum(source.cache.parts.values()) == 1
+
+
 @pytest.mark.parametrize("compression", ["gzip", None])
 def test_datasets_with_more_chunks_than_the_index_bound_are_read_through_h5py(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str | None) -> None:

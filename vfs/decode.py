@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from vfs.chunktable import ChunkEntry, ChunkTable  # noqa: F401  (ChunkEntry: re-exported)
-from vfs.limits import MAX_CHUNK_BYTES
+from vfs.limits import MAX_CHUNK_BYTES, MAX_PART_BLOCKS
 from vfs.selection import Index
 
 try:
@@ -293,6 +293,8 @@ class _Bitshuffle(BlockCodec):
             steps = np.arange(n // block + 1, dtype=np.int64) * (block * self.elem)
             return Blocks(self.elem, block, n, np.append(steps, size))
         n, block = self._header(raw, size)
+        if n // block > MAX_PART_BLOCKS:  # bounded: walking the block sizes is a Python loop
+            raise DecodeError(f"bitshuffle: {n // block} blocks in a chunk")
         view, pos, starts = raw.data, 12, [12]
         for _ in range(n // block):  # each block's stored size, one after the other
             if pos + 4 > raw.size:

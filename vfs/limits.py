@@ -131,3 +131,6 @@ H5_FILES_SHARE = 8
 CHUNK_TABLE_SHARE = 8
 #: bytes per chunk of a chunk offset table (file offset, stored size, filter mask)
 CHUNK_TABLE_ENTRY = 20
+#: blocks of one chunk whose layout is walked to decode part of it (a 4 MiB chunk in
+#: bitshuffle's default 8 KiB blocks has 512); more, and the chunk is decoded whole
+MAX_PART_BLOCKS = 1 << 16
